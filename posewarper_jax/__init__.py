@@ -1,0 +1,1 @@
+"""posewarper_jax: PoseWarper (NeurIPS 2019) in JAX/Flax."""
