@@ -44,8 +44,8 @@ from jax import lax
 
 IntOrPair = int | Sequence[int]
 
-# Corner order inside a table row, and how each corner's bilinear weight is formed from the
-# fractional parts (ly, lx): weight = (ly if dy else 1 - ly) * (lx if dx else 1 - lx).
+# The corners of a sample's 2x2 window as (dy, dx) from its top-left corner; corner (dy, dx) has
+# bilinear weight (ly if dy else 1 - ly) * (lx if dx else 1 - lx) for fractional parts (ly, lx).
 _CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
@@ -66,7 +66,6 @@ class _Geometry(NamedTuple):
   padding: tuple[int, int]
   dilation: tuple[int, int]
   feature_groups: int
-  has_mask: bool
   precision: lax.Precision | None
   # float32, or float64 for float64 inputs: bfloat16 inputs are sampled and accumulated in f32.
   sample_dtype: jnp.dtype
@@ -137,9 +136,12 @@ def _geometry(inputs, offsets, kernel, mask, strides, padding, dilation,
     if mask.ndim != 4 or mask.shape != (n, out_h, out_w, groups * taps):
       raise ValueError(f'mask must be [N, Ho, Wo, G * kh * kw] = '
                        f'{[n, out_h, out_w, groups * taps]}, got shape {mask.shape}')
+  if n * (h + 2) * (w + 2) * groups >= 2**31:
+    raise ValueError(f'inputs {inputs.shape} with {groups} offset groups are too large for int32 '
+                     'gather indices; split the batch')
   sample_dtype = jnp.promote_types(jnp.promote_types(inputs.dtype, offsets.dtype), jnp.float32)
   return _Geometry(n, h, w, cin, cout, groups, kh, kw, out_h, out_w, strides, padding, dilation,
-                   fgc, mask is not None, precision, sample_dtype)
+                   fgc, precision, sample_dtype)
 
 
 def deform_conv2d(inputs: jax.Array, offsets: jax.Array, kernel: jax.Array,
@@ -243,9 +245,6 @@ def _locate(y: jax.Array, x: jax.Array, geo: _Geometry) -> _Taps:
 
 def _gather_rows(planes: jax.Array, rows: jax.Array) -> jax.Array:
   """planes[rows] -> rows.shape + [Cpg]; every row index is in bounds by construction."""
-  if planes.shape[1] == 1:
-    # A scalar gather compiles to a tighter loop on CPU than a gather of 1-element rows.
-    return planes.reshape(-1).at[rows].get(mode='promise_in_bounds')[..., None]
   dnums = lax.GatherDimensionNumbers(
       offset_dims=(rows.ndim,), collapsed_slice_dims=(0,), start_index_map=(0,))
   return lax.gather(planes, rows[..., None], dnums, slice_sizes=(1, planes.shape[1]),
