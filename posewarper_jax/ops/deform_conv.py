@@ -317,7 +317,7 @@ def _cols_from_2d(cols2d: jax.Array, geo: _Geometry) -> jax.Array:
 
 
 def _contract(cols: jax.Array, kernel: jax.Array, geo: _Geometry) -> jax.Array:
-  """cols [N, Ho, Wo, G, K, Cpg] x kernel [kh, kw, Cin / F, Cout] -> [N, Ho, Wo, Cout] f32."""
+  """cols [N, Ho, Wo, G, K, Cpg] x kernel [kh, kw, Cin / F, Cout] -> [N, Ho, Wo, Cout]."""
   cols2d = _cols_2d(cols.astype(kernel.dtype), geo)
   kern = _kernel_matrices(kernel, geo)
   out = [_dot(cols2d[i], kern[i], (1, 0), geo) for i in range(geo.feature_groups)]
