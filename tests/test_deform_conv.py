@@ -73,12 +73,14 @@ def test_matches_torchvision_golden(path):
     _assert_close(gmask, _nchw_to_nhwc(g['grad_mask']), 'grad mask')
 
 
+def _pair(v):
+  return (v, v) if isinstance(v, int) else tuple(v)
+
+
 def _random_case(rng, n=2, h=9, w=8, cin=6, cout=4, kh=3, kw=3, strides=1, padding=1,
                  dilation=1, groups=3, feature_groups=1, with_mask=True, offset_scale=2.0,
                  dtype=np.float32):
-  def pair(v):
-    return (v, v) if isinstance(v, int) else v
-  (sh, sw), (ph, pw), (dh, dw) = pair(strides), pair(padding), pair(dilation)
+  (sh, sw), (ph, pw), (dh, dw) = _pair(strides), _pair(padding), _pair(dilation)
   ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
   wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
   x = rng.normal(size=(n, h, w, cin)).astype(dtype)
@@ -148,10 +150,9 @@ def test_zero_offsets_equal_regular_conv(conv):
   rng = np.random.default_rng(1)
   x = rng.normal(size=(2, 13, 11, 6)).astype(np.float32)
   kernel = rng.normal(size=(3, 3, 6 // conv['feature_group_count'], 6)).astype(np.float32)
-  pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
   ref = lax.conv_general_dilated(
-      x, kernel, window_strides=pair(conv['strides']),
-      padding=[(p, p) for p in pair(conv['padding'])], rhs_dilation=pair(conv['dilation']),
+      x, kernel, window_strides=_pair(conv['strides']),
+      padding=[(p, p) for p in _pair(conv['padding'])], rhs_dilation=_pair(conv['dilation']),
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
       feature_group_count=conv['feature_group_count'], precision=lax.Precision.HIGHEST)
   off = np.zeros(ref.shape[:3] + (2 * 3 * 9,), np.float32)  # 3 offset groups

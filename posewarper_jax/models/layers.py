@@ -72,10 +72,8 @@ class DeformConv(nn.Module):
   @nn.compact
   def __call__(self, inputs: jax.Array, offsets: jax.Array,
                mask: jax.Array | None = None) -> jax.Array:
+    # Shapes are validated by deform_conv2d, which names each mismatch.
     cin = inputs.shape[-1]
-    if cin % self.feature_group_count:
-      raise ValueError(f'{self.name or "DeformConv"}: input channels ({cin}) are not divisible '
-                       f'by feature_group_count ({self.feature_group_count})')
     kh, kw = self.kernel_size
     kernel = self.param('kernel', self.kernel_init,
                         (kh, kw, cin // self.feature_group_count, self.features),

@@ -251,13 +251,12 @@ def _gather_rows(planes: jax.Array, rows: jax.Array) -> jax.Array:
                     mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS)
 
 
-def _scatter_rows(planes_shape, rows: jax.Array, updates: jax.Array, into=None) -> jax.Array:
-  """Transpose of _gather_rows: adds updates [..., Cpg] at rows (into zeros, or into `into`)."""
+def _scatter_add_rows(planes: jax.Array, rows: jax.Array, updates: jax.Array) -> jax.Array:
+  """Transpose of _gather_rows: planes with updates [..., Cpg] added at rows."""
   dnums = lax.ScatterDimensionNumbers(
       update_window_dims=(rows.ndim,), inserted_window_dims=(0,),
       scatter_dims_to_operand_dims=(0,))
-  base = jnp.zeros(planes_shape, updates.dtype) if into is None else into
-  return lax.scatter_add(base, rows[..., None], updates, dnums,
+  return lax.scatter_add(planes, rows[..., None], updates, dnums,
                          mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS)
 
 
@@ -429,11 +428,10 @@ def _deform_conv_bwd(geo, residuals, gout):
   if need_inputs:
     if m is not None:
       gcols = gcols * m[..., None]
-    shape = (geo.batch * (geo.height + 2) * (geo.width + 2) * geo.offset_groups,
-             geo.channels_per_group)
-    g_planes = None
+    g_planes = jnp.zeros((geo.batch * (geo.height + 2) * (geo.width + 2) * geo.offset_groups,
+                          geo.channels_per_group), gcols.dtype)
     for rows, wgt in zip(taps.corner_rows, taps.weights, strict=True):
-      g_planes = _scatter_rows(shape, rows, gcols * wgt[..., None], into=g_planes)
+      g_planes = _scatter_add_rows(g_planes, rows, gcols * wgt[..., None])
     g_inputs = _unplanes(g_planes, geo).astype(inputs.dtype)
   return g_inputs, g_offsets, g_mask, g_kernel
 
