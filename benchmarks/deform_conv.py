@@ -21,31 +21,16 @@ torchvision's backward always computes every gradient, so its two fwd+bwd column
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import sys
-import time
 
+import common  # first: puts the project on sys.path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import median_ms, peak_mib
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from posewarper_jax.ops import deform_conv2d  # noqa: E402
+from posewarper_jax.ops import deform_conv2d
 
 DILATIONS = (3, 6, 12, 18, 24)
-
-
-def median_ms(fn, warmup: int, repeats: int) -> float:
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
 
 
 def jax_cases(x, offsets, kernel, dilation):
@@ -63,15 +48,6 @@ def jax_cases(x, offsets, kernel, dilation):
   }
   args = (x, offsets, kernel)
   return {name: (fn.lower(*args).compile(), args) for name, fn in fns.items()}
-
-
-def peak_mib(compiled) -> float | None:
-  stats = compiled.memory_analysis()
-  if stats is None:
-    return None
-  total = (stats.argument_size_in_bytes + stats.output_size_in_bytes
-           + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
-  return total / 2**20
 
 
 def torch_cases(x, offsets, kernel, dilation):
@@ -120,11 +96,8 @@ def main(argv=None):
   kernel = jnp.asarray(rng.normal(size=(3, 3, c, c)) * 0.1, jnp.float32)
   offsets = jnp.asarray(rng.normal(size=(n, h, w, 2 * c * 9)) * args.offset_scale, jnp.float32)
 
-  backend = jax.default_backend()
-  device = jax.devices()[0].device_kind
   print(f'# deform_conv2d, batch {n}, {h}x{w}, {c} channels, {c} offset groups, 3x3')
-  print(f'# jax {jax.__version__} on {backend} ({device}); {os.cpu_count()} CPU cores; '
-        f'{platform.processor() or platform.machine()}')
+  print(f'# {common.machine_line()}')
   torch_version = None
   if not args.no_torch:
     try:

@@ -35,6 +35,7 @@ def _paper() -> ml_collections.ConfigDict:
       num_blocks=20,
       features=128,
       dilations=(3, 6, 12, 18, 24),
+      remat=False,  # recompute offset-block activations in the backward (memory; CPU speed)
   ))
   return config
 

@@ -250,3 +250,11 @@ def test_convert_command_writes_an_orbax_checkpoint(tmp_path, capsys):
   assert not (tmp_path / 'bad').exists()
   with pytest.raises(FileNotFoundError, match='no checkpoint file'):
     convert.load_state_dict(tmp_path / 'missing.pth')
+
+
+def test_pth_without_torch_says_what_to_install(tmp_path, monkeypatch):
+  path = tmp_path / 'model.pth'
+  path.write_bytes(b'not read')
+  monkeypatch.setitem(sys.modules, 'torch', None)  # import torch now raises ImportError
+  with pytest.raises(ImportError, match=r'needs PyTorch \(pip install torch'):
+    convert.load_state_dict(path)

@@ -36,6 +36,11 @@ def _kwargs(cls: type, section: Mapping[str, Any], where: str) -> dict[str, Any]
                      f'{cls.__name__} takes {", ".join(sorted(allowed))}')
   out = {}
   for key, value in section.items():
+    if key == 'remat':
+      if not isinstance(value, bool):
+        raise ValueError(f'{where}.remat must be True or False, got {value!r}')
+      out[key] = value
+      continue
     values = value if isinstance(value, (tuple, list)) else (value,)
     if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                              for v in values):

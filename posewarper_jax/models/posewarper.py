@@ -41,6 +41,9 @@ class WarpingHead(nn.Module):
     num_blocks: BasicBlocks of the offset network (20 in PoseWarper).
     features: their channels (128).
     dilations: one offset conv + deformable conv per dilation ((3, 6, 12, 18, 24)).
+    remat: recompute each offset block's activations in the backward pass instead of keeping
+      them (jax.checkpoint). Saves memory; on a CPU it is also faster (the step is bound by
+      memory traffic, docs/benchmarks.md), on accelerators it costs about one extra forward.
     dtype: computation dtype of the convolutions (deformable sampling is float32 regardless).
     bn_axis_name: axis over which training-mode BatchNorm averages its statistics.
 
@@ -52,6 +55,7 @@ class WarpingHead(nn.Module):
   num_blocks: int = 20
   features: int = 128
   dilations: Sequence[int] = (3, 6, 12, 18, 24)
+  remat: bool = False
   dtype: Any = None
   bn_axis_name: str | None = None
 
@@ -70,9 +74,10 @@ class WarpingHead(nn.Module):
     conv = make_conv(self.dtype)
     norm = make_norm(train, self.dtype, self.bn_axis_name)
     x = difference
+    block = nn.remat(BasicBlock) if self.remat else BasicBlock
     for n in range(self.num_blocks):
-      x = BasicBlock(self.features, conv, norm, project=n == 0 and self.num_joints != self.features,
-                     name=f'offset_feats_{n}')(x)
+      x = block(self.features, conv, norm, project=n == 0 and self.num_joints != self.features,
+                name=f'offset_feats_{n}')(x)
     offset_conv = make_conv(self.dtype, kernel_init=nn.initializers.zeros_init())
     warped = []
     for k, r in enumerate(self.dilations, start=1):

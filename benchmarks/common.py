@@ -1,0 +1,44 @@
+"""Timing helpers shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+
+# The scripts run as files (python benchmarks/x.py): make the project importable.
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+
+def median_ms(fn, warmup: int, repeats: int) -> float:
+  """Median wall time of fn() in milliseconds, after `warmup` untimed calls."""
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return 1e3 * statistics.median(times)
+
+
+def peak_mib(compiled) -> float | None:
+  """XLA's planned peak memory of a compiled computation (arguments + outputs + temporaries)."""
+  stats = compiled.memory_analysis()
+  if stats is None:
+    return None
+  total = (stats.argument_size_in_bytes + stats.output_size_in_bytes
+           + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+  return total / 2**20
+
+
+def machine_line() -> str:
+  device = jax.devices()[0].device_kind
+  return (f'jax {jax.__version__} on {jax.default_backend()} ({device}); {os.cpu_count()} CPU '
+          f'cores; {platform.processor() or platform.machine()}')
