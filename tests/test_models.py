@@ -235,3 +235,21 @@ def test_config_fields_are_overridable():
   config.model.head.num_blocks = 3
   model = create_model(config)
   assert model.warper.num_blocks == 3
+
+
+def test_remat_head_gives_the_same_gradients(tiny):
+  model, variables = tiny
+  remat = build_posewarper(TINY_BACKBONE, {**TINY_HEAD, 'remat': True})
+  a, b = _frames(1, 2), _frames(2, 2)
+  targets = jax.random.uniform(jax.random.key(7), (2, 32, 24, 17))
+
+  def grads(m):
+    def loss(head):
+      params = {**variables['params'], 'warper': head}
+      out, _ = m.apply({**variables, 'params': params}, a, b, train=True, backbone_train=False,
+                       mutable='batch_stats')
+      return jnp.mean(jnp.square(out - targets))
+    return jax.jit(jax.grad(loss))(variables['params']['warper'])
+
+  for x, y in zip(jax.tree.leaves(grads(model)), jax.tree.leaves(grads(remat)), strict=True):
+    _close(x, y, rtol=1e-4)
