@@ -1,0 +1,1 @@
+"""TFDS datasets of posewarper_jax: PoseTrack 2018 (posetrack18/)."""
