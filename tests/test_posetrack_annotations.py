@@ -37,10 +37,10 @@ def test_real_sample(sample):
     assert len(frame.people) == people and len(frame.ignore_regions) == polygons
     for person, annotation in zip(frame.people, raw['annotations'], strict=True):
       np.testing.assert_array_equal(person.keypoints.reshape(-1),
-                                    np.asarray(annotation['keypoints'], np.float32))
+                                    np.asarray(annotation['keypoints']))
       assert person.annotation_id == annotation['id'] and person.annotation_id > 10**12
       assert person.has_bbox
-      np.testing.assert_allclose(person.bbox, annotation['bbox'], rtol=1e-6)
+      np.testing.assert_array_equal(person.bbox, annotation['bbox'])
     x, y = raw['images'][0]['ignore_regions_x'][0], raw['images'][0]['ignore_regions_y'][0]
     np.testing.assert_array_equal(frame.ignore_regions[0], np.stack([x, y], 1))
   assert counts['frames_missing'] == 0

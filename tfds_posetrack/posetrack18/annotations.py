@@ -33,9 +33,9 @@ _REQUIRED_PERSON_FIELDS = ('image_id', 'id', 'track_id')
 class Person:
   """One annotated person.
 
-  keypoints: [17, 3] float32 (x, y, v), unannotated joints (0, 0, 0).
-  bbox: [4] float32 (x, y, w, h); zeros when the annotation has none (has_bbox False).
-  bbox_head: [4] float32 (x, y, w, h), drawn by hand, may leave the image; zeros if absent.
+  keypoints: [17, 3] float64 (x, y, v), unannotated joints (0, 0, 0).
+  bbox: [4] float64 (x, y, w, h); zeros when the annotation has none (has_bbox False).
+  bbox_head: [4] float64 (x, y, w, h), drawn by hand, may leave the image; zeros if absent.
   """
 
   keypoints: np.ndarray
@@ -50,7 +50,7 @@ class Person:
 class Frame:
   """One frame of a video, with its people (empty when unlabeled or a test video).
 
-  ignore_regions: polygons, each [K, 2] float32 (x, y).
+  ignore_regions: polygons, each [K, 2] float64 (x, y).
   """
 
   video_id: str
@@ -81,7 +81,7 @@ def _field(entry: dict, name: str, path: pathlib.Path, what: str):
 
 
 def _box(value, path: pathlib.Path, what: str) -> np.ndarray:
-  box = np.asarray(value, np.float32).reshape(-1)
+  box = np.asarray(value, np.float64).reshape(-1)
   if box.shape != (4,):
     raise ValueError(f'{path}: {what} must be [x, y, w, h], got {value!r}')
   return box
@@ -97,8 +97,8 @@ def _polygons(image: dict, path: pathlib.Path) -> list[np.ndarray]:
     if len(x) != len(y):
       raise ValueError(f'{path}: image {image["id"]}: an ignore region has {len(x)} x and '
                        f'{len(y)} y coordinates')
-    polygons.append(np.stack([np.asarray(x, np.float32), np.asarray(y, np.float32)], axis=1)
-                    if x else np.zeros((0, 2), np.float32))
+    polygons.append(np.stack([np.asarray(x, np.float64), np.asarray(y, np.float64)], axis=1)
+                    if x else np.zeros((0, 2), np.float64))
   return polygons
 
 
@@ -113,7 +113,7 @@ def _person(annotation: dict, path: pathlib.Path, counts: collections.Counter) -
   if len(raw) != 3 * NUM_JOINTS:
     raise ValueError(f'{path}: {what}: keypoints must have {3 * NUM_JOINTS} numbers '
                      f'(17 x (x, y, v)), got {len(raw)}')
-  keypoints = np.asarray(raw, np.float32).reshape(NUM_JOINTS, 3)
+  keypoints = np.asarray(raw, np.float64).reshape(NUM_JOINTS, 3)
   if not (keypoints[:, 2] > 0).any():
     counts['people_without_keypoints'] += 1
     return None
@@ -125,10 +125,10 @@ def _person(annotation: dict, path: pathlib.Path, counts: collections.Counter) -
     counts['people_without_bbox_head'] += 1
   return Person(
       keypoints=keypoints,
-      bbox=_box(annotation['bbox'], path, what + ' bbox') if has_bbox else np.zeros(4, np.float32),
+      bbox=_box(annotation['bbox'], path, what + ' bbox') if has_bbox else np.zeros(4, np.float64),
       has_bbox=has_bbox,
       bbox_head=_box(head, path, what + ' bbox_head') if head is not None
-      else np.zeros(4, np.float32),
+      else np.zeros(4, np.float64),
       track_id=int(annotation['track_id']),
       annotation_id=int(annotation['id']))
 

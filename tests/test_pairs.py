@@ -1,0 +1,126 @@
+"""The pair view and evaluation views over a split's frame table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfds_posetrack.posetrack18.pairs import (
+    FrameTable,
+    neighbours,
+    propagation_protocol,
+    training_pairs,
+)
+
+
+def _table(videos):
+  """videos: {name: (nframes, stored frames, labeled frames, people per labeled frame)}."""
+  out = {'video_id': [], 'frame_index': [], 'nframes': [], 'is_labeled': [], 'people': []}
+  for name, (nframes, stored, labeled, people) in videos.items():
+    for f in stored:
+      out['video_id'].append(name)
+      out['frame_index'].append(f)
+      out['nframes'].append(nframes)
+      out['is_labeled'].append(f in labeled)
+      out['people'].append(people if f in labeled else 0)
+  return FrameTable.from_metadata(out)
+
+
+# Video a: 40 frames, 10..29 labeled, stored within 7 of a label (3..36) minus a hole at 31.
+# Video b: 12 frames, all stored, 0..11 labeled with 2 people (pairs clip at both ends).
+VIDEOS = {
+    'a': (40, [f for f in range(3, 37) if f != 31], set(range(10, 30)), 1),
+    'b': (12, list(range(12)), set(range(12)), 2),
+}
+
+
+@pytest.fixture
+def table():
+  return _table(VIDEOS)
+
+
+def test_lookup(table):
+  assert table.lookup([0, 0, 0, 1], [3, 31, 37, 11]).tolist() == [0, -1, -1, len(table) - 1]
+
+
+@pytest.mark.parametrize('k', [0, 1, 3, 7, 12])
+def test_pairs_stay_within_k_and_fall_back(table, k):
+  pairs = training_pairs(table, k, seed=0, epoch=0)
+  a, person, b = pairs.T
+  assert len(pairs) == 20 * 1 + 12 * 2
+  assert (table.is_labeled[a]).all() and (table.video[a] == table.video[b]).all()
+  assert (person < table.people[a]).all()
+  assert set(person[table.video[a] == 1]) == {0, 1}
+  gap = table.frame_index[b] - table.frame_index[a]
+  assert np.abs(gap).max() <= k
+  if k == 0:
+    assert (a == b).all()
+  if k >= 7:
+    # Video b clips at its ends: frame 0 never pairs with a negative frame.
+    in_b = table.frame_index[b][table.video[b] == 1]
+    assert in_b.min() == 0 and in_b.max() == 11
+    # Frame 31 of video a is missing: a pair aiming there falls back to A itself.
+    assert 31 not in table.frame_index[b]
+
+
+def test_pairs_fall_back_where_the_support_is_not_stored():
+  # Frames 0..4 stored, labeled 2; frames beyond are listed (nframes 100) but were not kept.
+  table = _table({'v': (100, range(5), {2}, 1)})
+  pairs = training_pairs(table, 20, seed=0, epoch=0)
+  draws = np.concatenate([training_pairs(table, 20, seed=s, epoch=0) for s in range(200)])
+  gaps = table.frame_index[draws[:, 2]] - table.frame_index[draws[:, 0]]
+  assert set(gaps) == {-2, -1, 0, 1, 2}  # every other delta fell back to 0
+  assert (gaps == 0).mean() > 0.5
+  assert pairs.shape == (1, 3)
+
+
+def test_pairs_are_deterministic_per_seed_and_epoch(table):
+  first = training_pairs(table, 3, seed=1, epoch=4)
+  np.testing.assert_array_equal(first, training_pairs(table, 3, seed=1, epoch=4))
+  assert not np.array_equal(first, training_pairs(table, 3, seed=1, epoch=5))
+  assert not np.array_equal(first, training_pairs(table, 3, seed=2, epoch=4))
+  # The same table serves every k: the A side does not depend on it.
+  np.testing.assert_array_equal(first[:, :2], training_pairs(table, 1, seed=1, epoch=4)[:, :2])
+
+
+def test_bad_gap_is_named(table):
+  with pytest.raises(ValueError, match='config.data.max_gap'):
+    training_pairs(table, -1, seed=0, epoch=0)
+
+
+def test_neighbours_clip_and_fall_back(table):
+  deltas = (0, -1, -2, 1, 2)
+  b_first = int(np.flatnonzero((table.video == 1) & (table.frame_index == 0))[0])
+  a_30 = int(np.flatnonzero((table.video == 0) & (table.frame_index == 30))[0])
+  rows = neighbours(table, [b_first, a_30], deltas)
+  assert table.frame_index[rows[0]].tolist() == [0, 0, 0, 1, 2]  # clipped at frame 0
+  assert table.frame_index[rows[1]].tolist() == [30, 29, 28, 30, 32]  # 31 missing: itself
+
+
+def test_propagation_protocol_on_a_30_frame_run():
+  # Labeled: the 30-frame middle run 20..49 plus every 4th elsewhere (as validation videos).
+  labeled = set(range(20, 50)) | set(range(0, 80, 4))
+  table = _table({'v': (80, range(80), labeled, 1)})
+  rows = propagation_protocol(table)
+  target, source, delta = rows.T
+  assert sorted(table.frame_index[target]) == list(range(20, 50))
+  sources = sorted(set(table.frame_index[source]))
+  assert sources == [23, 30, 37, 44, 49]  # 4th frame, every 7th, and the last (5 after 44)
+  assert np.abs(delta).max() == 3
+  np.testing.assert_array_equal(delta, table.frame_index[target] - table.frame_index[source])
+  # The nearest source: 46 is 2 after 44 (3 before 49), 47 is 2 before 49.
+  by_target = dict(zip(table.frame_index[target], table.frame_index[source], strict=True))
+  assert by_target[46] == 44 and by_target[47] == 49 and by_target[20] == 23
+
+
+def test_propagation_protocol_short_runs_and_ties():
+  table = _table({'a_short': (10, range(10), {5, 6}, 1), 'b_none': (5, range(5), set(), 0),
+                  'c_tie': (8, range(8), set(range(8)), 1)})
+  rows = propagation_protocol(table)
+  short = rows[table.video[rows[:, 0]] == 0]
+  assert table.frame_index[short[:, 0]].tolist() == [5, 6]
+  assert table.frame_index[short[:, 1]].tolist() == [6, 6]
+  # 8 frames: sources 3 and 7 (4 after 3); frame 5 is 2 from each and takes the earlier.
+  tie = rows[table.video[rows[:, 0]] == 2]
+  by_target = dict(zip(table.frame_index[tie[:, 0]], table.frame_index[tie[:, 1]], strict=True))
+  assert by_target == {0: 3, 1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 7, 7: 7}
