@@ -18,6 +18,11 @@ def _paper() -> ml_collections.ConfigDict:
   # Crops fed to the network (H, W); heatmaps are a quarter of that (96 x 72).
   config.image_size = (384, 288)
 
+  config.data = ml_collections.ConfigDict()
+  # k: the supporting frame B is t + delta, delta uniform in [-k, k] (spec 2.2: T = 2). Frames
+  # are stored within 7 of a label (the TFDS builder's max_gap), so any k <= 7 needs no rebuild.
+  config.data.max_gap = 2
+
   config.model = ml_collections.ConfigDict()
   config.model.num_joints = 17
   config.model.dtype = 'float32'  # computation dtype, 'float32' or 'bfloat16'; params stay f32

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from posewarper_jax.data.synthetic import generate
 from tfds_posetrack.posetrack18.pairs import FrameTable, training_pairs
 from tfds_posetrack.posetrack18.posetrack18_dataset_builder import (
     Builder,
-    PoseTrack18Config,
     jpeg_size,
+    make_config,
 )
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
@@ -113,8 +114,107 @@ def test_missing_data_says_where_it_looked(tmp_path):
 
 def test_max_gap_config(sample_root, tmp_path):
   # Test clip: frames 0 and 4 labeled; max_gap 0 keeps only those two.
-  builder = build(sample_root, tmp_path, PoseTrack18Config(name='gap0', max_gap=0))
+  builder = build(sample_root, tmp_path, make_config(0))
   assert [r['frame_index'] for r in builder.as_data_source('test')] == [0, 4]
   assert builder.info.metadata['skipped']['test']['frames_beyond_max_gap'] == 3
   table = FrameTable.from_builder(builder, 'test')
   assert len(training_pairs(table, 2, seed=0, epoch=0)) == 0  # no people in a test video
+
+
+@pytest.fixture(scope='module')
+def synthetic(tmp_path_factory):
+  """A small synthetic set with the defects of real data: a listed frame missing on disk, a
+  truncated JPEG, a person without keypoints, fields the builder does not know."""
+  root = tmp_path_factory.mktemp('synthetic')
+  generate(root, seed=3, num_train=2, num_val=1, num_test=1, frames=40, width=192, height=144)
+  path = sorted((root / 'annotations' / 'train').glob('*.json'))[0]
+  data = json.loads(path.read_text())
+  labeled = [im for im in data['images'] if im['is_labeled']]
+  missing, truncated, extra = labeled[3], labeled[10], labeled[12]
+  (root / missing['file_name']).unlink()
+  jpeg = root / truncated['file_name']
+  jpeg.write_bytes(jpeg.read_bytes()[:-500])
+  data['annotations'].append({'image_id': extra['id'], 'id': extra['id'] * 100 + 99,
+                              'track_id': 99, 'category_id': 1, 'keypoints': [0] * 51,
+                              'bbox_head': [0, 0, 1, 1], 'scores': []})
+  data['images'][0]['a_field_from_another_tool'] = 'ignored'
+  path.write_text(json.dumps(data))
+  people = lambda im: sum(a['image_id'] == im['id'] and any(a['keypoints'][2::3])
+                          for a in data['annotations'])
+  defects = {'video': data['images'][0]['vid_id'], 'missing': missing, 'truncated': truncated,
+             'people_missing': people(missing), 'people_truncated': people(truncated)}
+  return root, build(root, tmp_path_factory.mktemp('tfds')), defects
+
+
+def test_synthetic_build_counts_what_it_skipped(synthetic):
+  root, builder, defects = synthetic
+  skipped = builder.info.metadata['skipped']
+  assert skipped['train']['frames_missing'] == 1
+  assert skipped['train']['frames_corrupt'] == 1
+  assert skipped['train']['people_on_missing_frames'] == defects['people_missing']
+  assert skipped['train']['people_on_corrupt_frames'] == defects['people_truncated']
+  assert skipped['train']['people_without_keypoints'] >= 1
+  assert skipped['validation']['frames_missing'] == 0 == skipped['test'].get('frames_corrupt', 0)
+  records = builder.as_data_source('train')
+  stored = {(r['video_id'], r['frame_index']) for r in records}
+  video = defects['video'].encode()
+  for name in ('missing', 'truncated'):
+    frame = int(pathlib.Path(defects[name]['file_name']).stem)
+    assert (video, frame) not in stored and (defects['video'], frame) not in stored
+
+
+def test_synthetic_records_match_the_files(synthetic):
+  root, builder, _ = synthetic
+  for split, directory in (('train', 'train'), ('validation', 'val'), ('test', 'test')):
+    records = builder.as_data_source(split)
+    table = FrameTable.from_builder(builder, split)
+    assert len(records) == len(table) == builder.info.metadata['skipped'][split]['frames_stored']
+    by_file = {}
+    for path in sorted((root / 'annotations' / directory).glob('*.json')):
+      data = json.loads(path.read_text())
+      for im in data['images']:
+        kept = [a for a in data.get('annotations', []) if a['image_id'] == im['id']
+                and any(a['keypoints'][2::3])]
+        by_file[im['id']] = (im, kept)
+    for i in range(0, len(records), 7):
+      record = records[i]
+      im, kept = by_file[record['image_id']]
+      assert record['is_labeled'] == im['is_labeled'] and record['nframes'] == im['nframes']
+      assert (record['height'], record['width']) == (144, 192)
+      assert record['image'] == (root / im['file_name']).read_bytes()
+      assert list(record['people']['annotation_id']) == [a['id'] for a in kept]
+      for keypoints, a in zip(record['people']['keypoints'], kept, strict=True):
+        np.testing.assert_array_equal(np.asarray(keypoints).reshape(-1), a['keypoints'])
+      assert table.frame_index[i] == record['frame_index']
+    if split == 'validation':
+      # 40-frame validation videos are labeled every 4th frame: every frame is within 7.
+      assert len(records) == 40 and not table.is_labeled.all()
+
+
+def test_pairs_on_a_built_split(synthetic):
+  _, builder, defects = synthetic
+  table = FrameTable.from_builder(builder, 'train')
+  missing = int(pathlib.Path(defects['missing']['file_name']).stem)
+  for k in (0, 2, 5):
+    pairs = training_pairs(table, k, seed=0, epoch=1)
+    gaps = table.frame_index[pairs[:, 2]] - table.frame_index[pairs[:, 0]]
+    assert np.abs(gaps).max() <= k and (table.video[pairs[:, 0]] == table.video[pairs[:, 2]]).all()
+    assert len(pairs) == table.people[table.is_labeled].sum()
+    video = table.video_names.index(defects['video'])
+    in_video = table.video[pairs[:, 2]] == video
+    assert not (in_video & (table.frame_index[pairs[:, 2]] == missing)).any()
+
+
+def test_build_command(synthetic, tmp_path, capsys):
+  from tfds_posetrack.posetrack18.__main__ import main
+
+  root, _, _ = synthetic
+  assert main(['--manual_dir', str(root), '--data_dir', str(tmp_path), '--max_gap', '2']) == 0
+  out = capsys.readouterr().out
+  assert 'train: ' in out and 'frames_missing 1' in out and 'gap2' in out
+  table = FrameTable.from_builder(Builder(data_dir=str(tmp_path), config=make_config(2)), 'train')
+  # Every stored training frame is within 2 of a labeled one.
+  for v in range(len(table.video_names)):
+    frames = table.frame_index[table.video == v]
+    labeled = table.frame_index[(table.video == v) & table.is_labeled]
+    assert np.abs(frames[:, None] - labeled[None, :]).min(axis=1).max() <= 2

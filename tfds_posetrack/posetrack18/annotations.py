@@ -23,7 +23,8 @@ import re
 
 import numpy as np
 
-NUM_JOINTS = 17
+from posewarper_jax.data.keypoints import NUM_JOINTS
+
 _FRAME_FILE = re.compile(r'(\d+)\.jpg$')
 _REQUIRED_IMAGE_FIELDS = ('file_name', 'id', 'is_labeled', 'nframes')
 _REQUIRED_PERSON_FIELDS = ('image_id', 'id', 'track_id')

@@ -28,11 +28,17 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from tfds_posetrack.posetrack18.annotations import NUM_JOINTS, Frame, read_video
+from posewarper_jax.data.keypoints import NUM_JOINTS
+from tfds_posetrack.posetrack18.annotations import Frame, read_video
 
 # Directory names of the official layout -> TFDS split names.
 SPLITS = {'train': 'train', 'val': 'validation', 'test': 'test'}
 _JPEG_START, _JPEG_END = b'\xff\xd8', b'\xff\xd9'
+# What a build reports per split (info.metadata['skipped']), zeros included.
+REPORTED_COUNTS = ('frames_stored', 'frames_missing', 'frames_corrupt', 'frames_beyond_max_gap',
+                   'people_on_missing_frames', 'people_on_corrupt_frames',
+                   'people_without_keypoints', 'people_without_bbox', 'people_without_bbox_head',
+                   'annotations_without_image', 'keypoints_outside_image')
 
 _DESCRIPTION = """PoseTrack 2018 multi-person pose tracking videos: one record per frame kept
 within max_gap frames of a labeled frame, with its people (17 keypoints, boxes, track ids) and
@@ -52,6 +58,18 @@ class PoseTrack18Config(tfds.core.BuilderConfig):
   (None: store every frame)."""
 
   max_gap: int | None = 7
+
+
+def make_config(max_gap: int | None) -> PoseTrack18Config:
+  """The builder config for a max_gap ('default' is 7, 'all_frames' None, else 'gap<n>')."""
+  if max_gap is not None and (not isinstance(max_gap, int) or max_gap < 0):
+    raise ValueError(f'max_gap must be an integer >= 0 or None, got {max_gap!r}')
+  if max_gap == 7:
+    return Builder.BUILDER_CONFIGS[0]
+  name = 'all_frames' if max_gap is None else f'gap{max_gap}'
+  return PoseTrack18Config(name=name, max_gap=max_gap,
+                           description=f'frames within {max_gap} of a label' if max_gap is not None
+                           else 'every frame')
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -130,7 +148,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             for directory, split in present.items()}
 
   def _generate_examples(self, root: pathlib.Path, directory: str, split: str):
-    counts = collections.Counter()
+    counts = collections.Counter(dict.fromkeys(REPORTED_COUNTS, 0))
     table = {'video_id': [], 'frame_index': [], 'nframes': [], 'is_labeled': [], 'people': []}
     for path in sorted((root / 'annotations' / directory).glob('*.json')):
       for frame in keep_near_labels(read_video(path, root, counts), self.builder_config.max_gap,

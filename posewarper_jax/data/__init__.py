@@ -1,0 +1,1 @@
+"""PoseTrack 2018 data: keypoint definitions and a synthetic dataset in the official format."""

@@ -1,0 +1,59 @@
+"""The PoseTrack 2018 keypoint definition: joint names and order, flip pairs, skeleton.
+
+The one place for these facts in the project (POSEWARPER_SPEC.md section 4). The order is COCO's
+with the two eyes replaced by head_bottom and head_top; the ears are in the list but never
+annotated in PoseTrack 2018. Joint indices below are 0-based, except SKELETON, which is 1-based
+exactly as in the official `categories` entry of every annotation file.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+JOINT_NAMES: tuple[str, ...] = (
+    'nose', 'head_bottom', 'head_top', 'left_ear', 'right_ear',
+    'left_shoulder', 'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',
+    'left_hip', 'right_hip', 'left_knee', 'right_knee', 'left_ankle', 'right_ankle',
+)
+NUM_JOINTS = len(JOINT_NAMES)
+JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(JOINT_NAMES)}
+
+# Left/right pairs swapped by a horizontal flip. head_bottom (1) and head_top (2) lie on the
+# body's midline, like the nose: they are not swapped.
+FLIP_PAIRS: tuple[tuple[int, int], ...] = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14),
+                                           (15, 16))
+
+# The 19 limbs of the official categories entry, 1-based joint numbers (copied from the files).
+SKELETON: tuple[tuple[int, int], ...] = (
+    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9),
+    (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
+)
+
+# Head, shoulders, elbows, wrists / hips, knees, ankles (HRNet's half-body augmentation split).
+UPPER_BODY_JOINTS: tuple[int, ...] = tuple(range(0, 11))
+LOWER_BODY_JOINTS: tuple[int, ...] = tuple(range(11, 17))
+
+# Never annotated in PoseTrack 2018 (always written as 0, 0, 0).
+UNANNOTATED_JOINTS: tuple[int, ...] = (JOINT_INDEX['left_ear'], JOINT_INDEX['right_ear'])
+
+_CATEGORY: dict[str, Any] = {
+    'supercategory': 'person',
+    'id': 1,
+    'name': 'person',
+    'keypoints': list(JOINT_NAMES),
+    'skeleton': [list(limb) for limb in SKELETON],
+}
+
+
+def categories() -> list[dict[str, Any]]:
+  """The official `categories` list of a PoseTrack 2018 annotation file (a fresh copy)."""
+  return [copy.deepcopy(_CATEGORY)]
+
+
+def flip_permutation() -> tuple[int, ...]:
+  """perm[j] = the joint that j becomes under a horizontal flip (identity off FLIP_PAIRS)."""
+  perm = list(range(NUM_JOINTS))
+  for a, b in FLIP_PAIRS:
+    perm[a], perm[b] = b, a
+  return tuple(perm)

@@ -1,0 +1,40 @@
+"""Builds the PoseTrack18 TFDS dataset from a directory in the official layout.
+
+    python -m tfds_posetrack.posetrack18 --manual_dir=DIR [--data_dir=DIR] [--max_gap=7]
+
+Prints, per split, the frames stored and everything skipped (also kept in the dataset's
+metadata). Needs no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import tensorflow_datasets as tfds
+
+from tfds_posetrack.posetrack18.posetrack18_dataset_builder import Builder, make_config
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m tfds_posetrack.posetrack18',
+                                   description=__doc__.split('\n\n')[0])
+  parser.add_argument('--manual_dir', required=True, help='PoseTrack18 in the official layout')
+  parser.add_argument('--data_dir', default=None, help='TFDS data directory (TFDS default)')
+  parser.add_argument('--max_gap', type=int, default=7,
+                      help='keep frames within this many frames of a labeled one (-1: all)')
+  args = parser.parse_args(argv)
+  if args.max_gap < -1:
+    parser.error(f'--max_gap must be >= -1, got {args.max_gap}')
+  config = make_config(None if args.max_gap == -1 else args.max_gap)
+  builder = Builder(data_dir=args.data_dir, config=config)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=args.manual_dir))
+  for split, counts in builder.info.metadata['skipped'].items():
+    print(f'{split}: ' + ', '.join(f'{k} {v}' for k, v in counts.items() if v))
+  print(f'dataset at {builder.data_dir}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
