@@ -87,6 +87,9 @@ def test_real_test_video(sample_build):
   assert (records[0]['height'], records[0]['width']) == (720, 1280)
   table = FrameTable.from_builder(sample_build, 'test')
   assert table.is_labeled.tolist() == [True, False, False, False, True]
+  # By name, as users read it (importing tfds_posetrack.posetrack18 registers the builder).
+  by_name = tfds.data_source('posetrack18', split='test', data_dir=sample_build.data_dir_root)
+  assert [r['image_id'] for r in by_name] == [r['image_id'] for r in records]
   # A fresh builder reads the same metadata back, without TensorFlow.
   again = Builder(data_dir=sample_build.data_dir_root)
   assert again.info.metadata['frames']['test'] == sample_build.info.metadata['frames']['test']
