@@ -1,0 +1,157 @@
+"""Grain input pipeline over the PoseTrack18 TFDS records: PoseWarper's training pairs.
+
+    records = builder.as_data_source('train'); table = FrameTable.from_builder(builder, 'train')
+    dataset = training_dataset(records, table, TrainingInput(image_size=(384, 288), k=2, ...))
+    iterator = iter(dataset)          # batches {'frames_a', 'frames_b', 'targets', ...}
+
+Each element is one labeled person of a labeled frame A with its support frame B (the pair view,
+tfds_posetrack/posetrack18/pairs.py, drawn anew every epoch). Both frames are decoded, and one
+random crop (box, scale, rotation, half body, flip: transforms.sample_augmentation) is applied
+to both; targets come from A only (spec 2.2, 2.3). The single-frame stream of stage 1 is the
+same with `single_frame=True` (A alone).
+
+Determinism and scale: the order is a seeded shuffle per epoch, every element's randomness is
+derived from (seed, its global index), the global stream is split across processes by striding
+(process p takes elements p, p + P, ...), so runs with the same seed see the same batches and
+processes never share an element. The iterator's state (`get_state` / `set_state`) resumes at
+exactly the next batch. Batches are [local_devices, per_device_batch, ...] for pmap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import grain
+import numpy as np
+from absl import flags
+
+from posewarper_jax.data import transforms
+from tfds_posetrack.posetrack18.pairs import FrameTable, training_pairs
+
+HEATMAP_STRIDE = 4
+# PoseTrack's bbox is the annotated-keypoint extent enlarged 1.3x (spec 4): a person without a
+# stored box gets that box back from their keypoints.
+BOX_FROM_KEYPOINTS = 1.3
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingInput:
+  """What the training stream needs to know.
+
+  image_size: crop (height, width); heatmaps are a quarter of it.
+  k: the frame gap; B is t + delta, delta uniform in [-k, k].
+  global_batch: pairs per step over all processes and devices.
+  num_devices / process_index / process_count: the layout (jax.local_device_count(), ...).
+  """
+
+  image_size: tuple[int, int] = (384, 288)
+  k: int = 2
+  seed: int = 0
+  num_epochs: int | None = None
+  global_batch: int = 64
+  num_devices: int = 1
+  process_index: int = 0
+  process_count: int = 1
+  single_frame: bool = False
+  num_workers: int = 0
+  sigma: float = 3.0
+
+  def per_process_batch(self) -> int:
+    if self.global_batch % (self.process_count * self.num_devices):
+      raise ValueError(f'the global batch ({self.global_batch}) must divide evenly over '
+                       f'{self.process_count} processes x {self.num_devices} devices')
+    return self.global_batch // self.process_count
+
+
+def decode_bgr(jpeg: bytes) -> np.ndarray:
+  """JPEG bytes -> [H, W, 3] uint8 BGR (OpenCV's order; crops are turned to RGB after warping)."""
+  image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+  if image is None:
+    raise ValueError('a stored frame does not decode as a JPEG')
+  return image
+
+
+def person_box(record: dict, person: int) -> np.ndarray:
+  """The person's [x, y, w, h]; from the keypoint extent x1.3 when the annotation had none."""
+  people = record['people']
+  if people['has_bbox'][person]:
+    return np.asarray(people['bbox'][person], np.float64)
+  keypoints = np.asarray(people['keypoints'][person])
+  xy = keypoints[keypoints[:, 2] > 0, :2]
+  low, high = xy.min(0), xy.max(0)
+  center, size = (low + high) / 2, (high - low) * BOX_FROM_KEYPOINTS
+  return np.array([*(center - size / 2), *size])
+
+
+class PairExamples:
+  """(epoch, slot) + rng -> one training example; picklable for Grain's worker processes."""
+
+  def __init__(self, records: Sequence[dict], table: FrameTable, config: TrainingInput):
+    self.records = records
+    self.table = table
+    self.config = config
+
+  @functools.lru_cache(maxsize=2)  # noqa: B019 (one instance per pipeline; the cache is small)
+  def pairs(self, epoch: int) -> np.ndarray:
+    return training_pairs(self.table, self.config.k, self.config.seed, epoch)
+
+  def __call__(self, epoch_slot: tuple[int, int], rng: np.random.Generator) -> dict[str, Any]:
+    epoch, slot = epoch_slot
+    record_a, person, record_b = (int(x) for x in self.pairs(epoch)[slot])
+    if self.config.single_frame:
+      record_b = record_a
+    a = self.records[record_a]
+    keypoints = np.asarray(a['people']['keypoints'][person], np.float64)
+    height, width = self.config.image_size
+    aspect = width / height
+    aug = transforms.sample_augmentation(rng, person_box(a, person), keypoints, aspect)
+    matrix = transforms.crop_transform(aug.center, aug.scale, aug.rotation, (width, height),
+                                       flip_width=int(a['width']) if aug.flip else None)
+    crop = lambda record: transforms.normalize(cv2.cvtColor(
+        transforms.warp_image(decode_bgr(record['image']), matrix, (width, height)),
+        cv2.COLOR_BGR2RGB))
+    moved = transforms.transform_keypoints(keypoints, matrix, flip=aug.flip)
+    targets, weights = transforms.gaussian_targets(
+        moved, (width, height), (width // HEATMAP_STRIDE, height // HEATMAP_STRIDE),
+        self.config.sigma)
+    example = {'frames_a': crop(a), 'targets': targets, 'target_weights': weights,
+               'record_a': np.int64(record_a), 'person': np.int64(person),
+               'record_b': np.int64(record_b)}
+    if not self.config.single_frame:
+      example['frames_b'] = (example['frames_a'] if record_b == record_a
+                             else crop(self.records[record_b]))
+    return example
+
+
+def _for_devices(batch: dict[str, np.ndarray], num_devices: int) -> dict[str, np.ndarray]:
+  return {k: v.reshape(num_devices, v.shape[0] // num_devices, *v.shape[1:])
+          for k, v in batch.items()}
+
+
+def training_dataset(records: Sequence[dict], table: FrameTable,
+                     config: TrainingInput) -> grain.IterDataset:
+  """The training stream of this process: batches [num_devices, per_device, ...]."""
+  per_process = config.per_process_batch()
+  examples = PairExamples(records, table, config)
+  num_slots = len(examples.pairs(0))
+  if num_slots == 0:
+    raise ValueError('the split has no labeled person to train on')
+  dataset = (grain.MapDataset.range(num_slots)
+             .shuffle(seed=config.seed)
+             .repeat(config.num_epochs)
+             .map_with_index(lambda index, slot: (index // num_slots, slot)))
+  dataset = dataset[config.process_index::config.process_count]
+  dataset = (dataset.random_map(examples, seed=config.seed)
+             .batch(per_process, drop_remainder=True)
+             .map(functools.partial(_for_devices, num_devices=config.num_devices)))
+  iterable = dataset.to_iter_dataset()
+  if config.num_workers > 0:
+    if not flags.FLAGS.is_parsed():
+      # Grain's workers read absl flags; outside an absl app (notebooks, tests) use defaults.
+      flags.FLAGS.mark_as_parsed()
+    iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.num_workers))
+  return iterable

@@ -1,0 +1,133 @@
+"""The Grain training stream on synthetic PoseTrack18 and on the real sample."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from posewarper_jax.data.pipeline import TrainingInput, training_dataset
+from posewarper_jax.data.synthetic import generate
+from tfds_posetrack.posetrack18 import Builder, FrameTable
+
+SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
+CONFIG = TrainingInput(image_size=(128, 96), k=2, seed=0, global_batch=4, num_devices=2)
+
+
+def _build(manual_dir, data_dir):
+  builder = Builder(data_dir=str(data_dir))
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  return builder
+
+
+@pytest.fixture(scope='module')
+def train_split(tmp_path_factory):
+  root = tmp_path_factory.mktemp('synthetic')
+  generate(root, seed=5, num_train=2, num_val=0, num_test=0, frames=36, width=192, height=144)
+  builder = _build(root, tmp_path_factory.mktemp('tfds'))
+  return builder.as_data_source('train'), FrameTable.from_builder(builder, 'train')
+
+
+def _batches(split, config, n):
+  return list(itertools.islice(iter(training_dataset(*split, config)), n))
+
+
+def _equal(x, y):
+  return x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+
+
+def test_batches_are_shaped_for_pmap(train_split):
+  batch = _batches(train_split, CONFIG, 1)[0]
+  assert batch['frames_a'].shape == batch['frames_b'].shape == (2, 2, 128, 96, 3)
+  assert batch['frames_a'].dtype == np.float32
+  assert batch['targets'].shape == (2, 2, 32, 24, 17)
+  assert batch['target_weights'].shape == (2, 2, 17)
+  assert batch['target_weights'].sum() > 0
+  # A weighted joint has (part of) its Gaussian in the map, mostly the peak; the ears never.
+  weights, peaks = batch['target_weights'], batch['targets'].max(axis=(2, 3))
+  assert (peaks[weights > 0] > 0).all() and np.mean(peaks[weights > 0] == 1.0) > 0.8
+  assert weights[..., 3:5].max() == 0 and (peaks[weights == 0] == 0).all()
+
+
+def test_k0_gives_identical_frames(train_split):
+  batch = _batches(train_split, dataclasses.replace(CONFIG, k=0), 1)[0]
+  np.testing.assert_array_equal(batch['record_a'], batch['record_b'])
+  np.testing.assert_array_equal(batch['frames_a'], batch['frames_b'])
+
+
+def test_support_frames_within_k(train_split):
+  records, table = train_split
+  for batch in _batches(train_split, dataclasses.replace(CONFIG, k=3), 5):
+    a, b = batch['record_a'].ravel(), batch['record_b'].ravel()
+    assert np.abs(table.frame_index[a] - table.frame_index[b]).max() <= 3
+    assert (table.video[a] == table.video[b]).all()
+  del records
+
+
+def test_deterministic_and_seeded(train_split):
+  first = _batches(train_split, CONFIG, 3)
+  again = _batches(train_split, CONFIG, 3)
+  assert all(_equal(x, y) for x, y in zip(first, again, strict=True))
+  other = _batches(train_split, dataclasses.replace(CONFIG, seed=1), 3)
+  assert not _equal(first[0], other[0])
+
+
+def test_process_shards_are_disjoint(train_split):
+  _, table = train_split
+  one_epoch = dataclasses.replace(CONFIG, num_epochs=1, global_batch=2, num_devices=1)
+  seen = []
+  for p in range(2):
+    config = dataclasses.replace(one_epoch, process_index=p, process_count=2)
+    ids = {(int(a), int(k)) for batch in training_dataset(*train_split, config)
+           for a, k in zip(batch['record_a'].ravel(), batch['person'].ravel(), strict=True)}
+    seen.append(ids)
+  assert not seen[0] & seen[1]
+  total = int(table.people[table.is_labeled].sum())
+  assert len(seen[0] | seen[1]) >= total - 2  # drop_remainder may leave out the last ones
+
+
+def test_iterator_state_resumes_at_the_next_batch(train_split):
+  iterator = iter(training_dataset(*train_split, CONFIG))
+  for _ in range(2):
+    next(iterator)
+  state = iterator.get_state()
+  expected = next(iterator)
+  resumed = iter(training_dataset(*train_split, CONFIG))
+  resumed.set_state(state)
+  assert _equal(next(resumed), expected)
+
+
+def test_single_frame_stream(train_split):
+  batch = _batches(train_split, dataclasses.replace(CONFIG, single_frame=True), 1)[0]
+  assert 'frames_b' not in batch and batch['frames_a'].shape == (2, 2, 128, 96, 3)
+
+
+def test_worker_processes_give_the_same_batches(train_split):
+  expected = _batches(train_split, CONFIG, 2)
+  with_workers = _batches(train_split, dataclasses.replace(CONFIG, num_workers=1), 2)
+  assert all(_equal(x, y) for x, y in zip(expected, with_workers, strict=True))
+
+
+def test_bad_batch_layout_is_named(train_split):
+  with pytest.raises(ValueError, match='global batch .5. must divide evenly over 1 processes x 2'):
+    training_dataset(*train_split, dataclasses.replace(CONFIG, global_batch=5))
+
+
+def test_real_sample(tmp_path):
+  if not SAMPLE.is_dir():
+    pytest.skip(f'the PoseTrack18 sample is not at {SAMPLE}')
+  builder = _build(SAMPLE, tmp_path)
+  split = builder.as_data_source('validation'), FrameTable.from_builder(builder, 'validation')
+  config = TrainingInput(image_size=(256, 192), k=2, global_batch=7, num_epochs=1)
+  batches = list(training_dataset(*split, config))
+  assert len(batches) == 2  # 14 people, batches of 7
+  for batch in batches:
+    # Only frame 0 is stored: every support frame falls back to A itself.
+    np.testing.assert_array_equal(batch['frames_a'], batch['frames_b'])
+    assert batch['frames_a'].shape == (1, 7, 256, 192, 3)
+    assert np.isfinite(batch['frames_a']).all() and batch['target_weights'].sum() > 0
