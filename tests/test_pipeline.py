@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from posewarper_jax.data.pipeline import TrainingInput, training_dataset
+from posewarper_jax.data import transforms
+from posewarper_jax.data.pipeline import (
+    TrainingInput,
+    decode_bgr,
+    decode_factor,
+    reduced_matrix,
+    training_dataset,
+)
 from posewarper_jax.data.synthetic import generate
 from tfds_posetrack.posetrack18 import Builder, FrameTable
 
@@ -131,3 +138,30 @@ def test_real_sample(tmp_path):
     np.testing.assert_array_equal(batch['frames_a'], batch['frames_b'])
     assert batch['frames_a'].shape == (1, 7, 256, 192, 3)
     assert np.isfinite(batch['frames_a']).all() and batch['target_weights'].sum() > 0
+
+
+def test_reduced_decode_matches_the_full_decode(tmp_path):
+  generate(tmp_path, seed=2, num_train=1, num_val=0, num_test=0, frames=30, width=1920,
+           height=1080)
+  jpeg = sorted((tmp_path / 'images' / 'train').glob('*/000015.jpg'))[0].read_bytes()
+  full = decode_bgr(jpeg).astype(np.float32)
+  center, scale = np.array([960.0, 540.0]), np.array([3.2, 3.2 / 0.75])  # 640 px -> 96 px
+  matrix = transforms.crop_transform(center, scale, 20.0, (96, 128))
+  assert decode_factor(scale, 96) == 4
+  reference = transforms.warp_image(full, matrix, (96, 128))
+  for factor in (2, 4):
+    reduced = decode_bgr(jpeg, factor).astype(np.float32)
+    assert reduced.shape == (1080 // factor, 1920 // factor, 3)
+    good = transforms.warp_image(reduced, reduced_matrix(matrix, factor), (96, 128))
+    # Without the half-pixel centre offset the crop would be shifted.
+    shifted = transforms.warp_image(reduced, matrix @ np.diag([factor, factor, 1.0]), (96, 128))
+    err, err_shifted = np.abs(good - reference).mean(), np.abs(shifted - reference).mean()
+    assert err < 4 and err < 0.8 * err_shifted, (factor, err, err_shifted)
+  assert decode_factor(np.array([1.0, 1.33]), 288) == 1  # 200 px onto 288: full resolution
+
+
+def test_reduced_decode_stream(train_split):
+  batch = _batches(train_split, dataclasses.replace(CONFIG, reduced_decode=True), 1)[0]
+  plain = _batches(train_split, CONFIG, 1)[0]
+  np.testing.assert_array_equal(batch['record_a'], plain['record_a'])
+  assert np.abs(batch['frames_a'] - plain['frames_a']).mean() < 0.15  # normalized units

@@ -59,6 +59,9 @@ class TrainingInput:
   single_frame: bool = False
   num_workers: int = 0
   sigma: float = 3.0
+  # Decode JPEGs at 1/2, 1/4 or 1/8 size (libjpeg's DCT scaling) when the crop shrinks the
+  # frame by at least that much anyway: decoding is the pipeline's main cost.
+  reduced_decode: bool = False
 
   def per_process_batch(self) -> int:
     if self.global_batch % (self.process_count * self.num_devices):
@@ -67,12 +70,40 @@ class TrainingInput:
     return self.global_batch // self.process_count
 
 
-def decode_bgr(jpeg: bytes) -> np.ndarray:
-  """JPEG bytes -> [H, W, 3] uint8 BGR (OpenCV's order; crops are turned to RGB after warping)."""
-  image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+_REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+                  4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_bgr(jpeg: bytes, factor: int = 1) -> np.ndarray:
+  """JPEG bytes -> [H / factor, W / factor, 3] uint8 BGR (factor 1, 2, 4 or 8; rounded up).
+
+  OpenCV's channel order; crops are turned to RGB after warping, which is cheaper.
+  """
+  image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), _REDUCED_FLAGS[factor])
   if image is None:
     raise ValueError('a stored frame does not decode as a JPEG')
   return image
+
+
+def decode_factor(scale: np.ndarray, output_width: int) -> int:
+  """The largest of 1, 2, 4, 8 that does not go below the crop's own resolution.
+
+  The crop maps scale[0] * 200 frame pixels onto output_width pixels; decoding at 1/f keeps
+  every pixel the crop can show while scale[0] * 200 / f >= output_width.
+  """
+  ratio = scale[0] * transforms.PIXEL_STD / output_width
+  return max((f for f in _REDUCED_FLAGS if f <= ratio), default=1)
+
+
+def reduced_matrix(matrix: np.ndarray, factor: int) -> np.ndarray:
+  """The crop's [2, 3] map for a frame decoded at 1/factor.
+
+  Reduced pixel i averages full pixels factor * i .. factor * i + factor - 1, so its centre is
+  at factor * i + (factor - 1) / 2 in the full frame.
+  """
+  offset = (factor - 1) / 2
+  to_full = np.array([[factor, 0.0, offset], [0.0, factor, offset], [0.0, 0.0, 1.0]])
+  return matrix @ to_full
 
 
 def person_box(record: dict, person: int) -> np.ndarray:
@@ -111,8 +142,11 @@ class PairExamples:
     aug = transforms.sample_augmentation(rng, person_box(a, person), keypoints, aspect)
     matrix = transforms.crop_transform(aug.center, aug.scale, aug.rotation, (width, height),
                                        flip_width=int(a['width']) if aug.flip else None)
+    factor = decode_factor(aug.scale, width) if self.config.reduced_decode else 1
+    # One map for both frames (B gets exactly A's crop), adapted to the decoded size.
+    decoded = reduced_matrix(matrix, factor) if factor > 1 else matrix
     crop = lambda record: transforms.normalize(cv2.cvtColor(
-        transforms.warp_image(decode_bgr(record['image']), matrix, (width, height)),
+        transforms.warp_image(decode_bgr(record['image'], factor), decoded, (width, height)),
         cv2.COLOR_BGR2RGB))
     moved = transforms.transform_keypoints(keypoints, matrix, flip=aug.flip)
     targets, weights = transforms.gaussian_targets(
