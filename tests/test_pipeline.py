@@ -51,7 +51,7 @@ def _equal(x, y):
 def test_batches_are_shaped_for_pmap(train_split):
   batch = _batches(train_split, CONFIG, 1)[0]
   assert batch['frames_a'].shape == batch['frames_b'].shape == (2, 2, 128, 96, 3)
-  assert batch['frames_a'].dtype == np.float32
+  assert batch['frames_a'].dtype == np.uint8  # normalized on the device
   assert batch['targets'].shape == (2, 2, 32, 24, 17)
   assert batch['target_weights'].shape == (2, 2, 17)
   assert batch['target_weights'].sum() > 0
@@ -164,4 +164,4 @@ def test_reduced_decode_stream(train_split):
   batch = _batches(train_split, dataclasses.replace(CONFIG, reduced_decode=True), 1)[0]
   plain = _batches(train_split, CONFIG, 1)[0]
   np.testing.assert_array_equal(batch['record_a'], plain['record_a'])
-  assert np.abs(batch['frames_a'] - plain['frames_a']).mean() < 0.15  # normalized units
+  assert np.abs(batch['frames_a'].astype(float) - plain['frames_a']).mean() < 8

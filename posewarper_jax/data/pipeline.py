@@ -10,6 +10,10 @@ random crop (box, scale, rotation, half body, flip: transforms.sample_augmentati
 to both; targets come from A only (spec 2.2, 2.3). The single-frame stream of stage 1 is the
 same with `single_frame=True` (A alone).
 
+Frames come out as uint8 RGB crops [..., H, W, 3]: the train step normalizes them on the
+device (ImageNet mean and std, `transforms.normalize`'s constants), which costs the host nothing
+and moves a quarter of the bytes.
+
 Determinism and scale: the order is a seeded shuffle per epoch, every element's randomness is
 derived from (seed, its global index), the global stream is split across processes by striding
 (process p takes elements p, p + P, ...), so runs with the same seed see the same batches and
@@ -62,6 +66,9 @@ class TrainingInput:
   # Decode JPEGs at 1/2, 1/4 or 1/8 size (libjpeg's DCT scaling) when the crop shrinks the
   # frame by at least that much anyway: decoding is the pipeline's main cost.
   reduced_decode: bool = False
+  # Threads per process that compute elements (None: Grain's default, 16). 1 makes a process
+  # use one core, which is what per-core measurements need.
+  read_threads: int | None = None
 
   def per_process_batch(self) -> int:
     if self.global_batch % (self.process_count * self.num_devices):
@@ -145,9 +152,11 @@ class PairExamples:
     factor = decode_factor(aug.scale, width) if self.config.reduced_decode else 1
     # One map for both frames (B gets exactly A's crop), adapted to the decoded size.
     decoded = reduced_matrix(matrix, factor) if factor > 1 else matrix
-    crop = lambda record: transforms.normalize(cv2.cvtColor(
-        transforms.warp_image(decode_bgr(record['image'], factor), decoded, (width, height)),
-        cv2.COLOR_BGR2RGB))
+    # uint8 RGB out: a quarter of the bytes of float32 to batch and to copy to the device, and
+    # the ImageNet normalization runs there (transforms.normalize's constants). The channel
+    # flip is a view; batching copies it anyway.
+    crop = lambda record: transforms.warp_image(decode_bgr(record['image'], factor), decoded,
+                                                (width, height))[..., ::-1]
     moved = transforms.transform_keypoints(keypoints, matrix, flip=aug.flip)
     targets, weights = transforms.gaussian_targets(
         moved, (width, height), (width // HEATMAP_STRIDE, height // HEATMAP_STRIDE),
@@ -166,6 +175,12 @@ def _for_devices(batch: dict[str, np.ndarray], num_devices: int) -> dict[str, np
           for k, v in batch.items()}
 
 
+def _init_worker(worker_index: int, worker_count: int) -> None:
+  del worker_index, worker_count
+  # One core per worker: OpenCV's own thread pool would oversubscribe the machine.
+  cv2.setNumThreads(1)
+
+
 def training_dataset(records: Sequence[dict], table: FrameTable,
                      config: TrainingInput) -> grain.IterDataset:
   """The training stream of this process: batches [num_devices, per_device, ...]."""
@@ -182,10 +197,14 @@ def training_dataset(records: Sequence[dict], table: FrameTable,
   dataset = (dataset.random_map(examples, seed=config.seed)
              .batch(per_process, drop_remainder=True)
              .map(functools.partial(_for_devices, num_devices=config.num_devices)))
-  iterable = dataset.to_iter_dataset()
+  read_options = (grain.ReadOptions() if config.read_threads is None else
+                  grain.ReadOptions(num_threads=config.read_threads,
+                                    prefetch_buffer_size=4 * config.read_threads))
+  iterable = dataset.to_iter_dataset(read_options)
   if config.num_workers > 0:
     if not flags.FLAGS.is_parsed():
       # Grain's workers read absl flags; outside an absl app (notebooks, tests) use defaults.
       flags.FLAGS.mark_as_parsed()
-    iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.num_workers))
+    iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.num_workers),
+                                    worker_init_fn=_init_worker)
   return iterable
