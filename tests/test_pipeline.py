@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import pathlib
 
 import numpy as np
@@ -12,9 +13,13 @@ import tensorflow_datasets as tfds
 
 from posewarper_jax.data import transforms
 from posewarper_jax.data.pipeline import (
+    EvalInput,
     TrainingInput,
     decode_bgr,
     decode_factor,
+    detection_boxes,
+    evaluation_dataset,
+    ground_truth_boxes,
     reduced_matrix,
     training_dataset,
 )
@@ -165,3 +170,80 @@ def test_reduced_decode_stream(train_split):
   plain = _batches(train_split, CONFIG, 1)[0]
   np.testing.assert_array_equal(batch['record_a'], plain['record_a'])
   assert np.abs(batch['frames_a'].astype(float) - plain['frames_a']).mean() < 8
+
+
+# --- Evaluation stream ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def sample_val(tmp_path_factory):
+  if not SAMPLE.is_dir():
+    pytest.skip(f'the PoseTrack18 sample is not at {SAMPLE}')
+  builder = _build(SAMPLE, tmp_path_factory.mktemp('tfds'))
+  return builder.as_data_source('validation'), FrameTable.from_builder(builder, 'validation')
+
+
+def test_ground_truth_boxes_stream(sample_val):
+  records, table = sample_val
+  boxes = ground_truth_boxes(records, table)
+  assert len(boxes.record) == 14 and (boxes.score == 1).all()
+  expected_ids = [i for r in records for i in r['people']['annotation_id']]
+  assert boxes.annotation_id.tolist() == expected_ids
+  config = EvalInput(image_size=(128, 96), batch=4, num_devices=2)
+  batches = list(evaluation_dataset(records, table, boxes, config))
+  assert len(batches) == 4
+  valid = np.concatenate([b['valid'].ravel() for b in batches])
+  assert valid.sum() == 14 and not valid[14:].any()
+  first = batches[0]
+  assert first['frames'].shape == (2, 2, 1, 128, 96, 3) and first['frames'].dtype == np.uint8
+  center, _ = transforms.box_to_center_scale(boxes.box[0], 96 / 128)
+  np.testing.assert_allclose(first['center'][0, 0], center)
+  assert first['annotation_id'][0, 0] == boxes.annotation_id[0]
+
+
+def test_detection_files_both_formats(sample_val, tmp_path):
+  records, table = sample_val
+  path = SAMPLE / 'annotations' / 'test_posetrack18_human_detections.json'
+  coco = detection_boxes(str(path), records, table)
+  raw = json.loads(path.read_text())
+  assert len(coco.record) == len(raw) and (coco.annotation_id == -1).all()
+  strong = detection_boxes(str(path), records, table, min_score=0.2)
+  assert len(strong.record) == sum(d['score'] >= 0.2 for d in raw) < len(raw)
+  # The release's format names frames by path.
+  video = lambda r: r['video_id'].decode() if isinstance(r['video_id'], bytes) else r['video_id']
+  names = {r['image_id']: f'images/val/{video(r)}_mpii_test/000000.jpg' for r in records}
+  release = [{'image_name': names[d['image_id']], 'bbox': d['bbox'], 'score': d['score']}
+             for d in raw]
+  (tmp_path / 'release.json').write_text(json.dumps(release))
+  again = detection_boxes(str(tmp_path / 'release.json'), records, table, min_score=0.2)
+  np.testing.assert_array_equal(again.record, strong.record)
+  np.testing.assert_array_equal(again.box, strong.box)
+  (tmp_path / 'bad.json').write_text(json.dumps([{'bbox': [1, 2, 3, 4], 'score': 0.5}]))
+  with pytest.raises(ValueError, match='bad.json: detection 0 has neither'):
+    detection_boxes(str(tmp_path / 'bad.json'), records, table)
+
+
+def test_neighbour_crops_share_the_box(tmp_path):
+  root = tmp_path / 'synthetic'
+  generate(root, seed=1, num_train=0, num_val=1, num_test=0, frames=36, width=192, height=144)
+  builder = _build(root, tmp_path / 'tfds')
+  records, table = builder.as_data_source('validation'), FrameTable.from_builder(
+      builder, 'validation')
+  boxes = ground_truth_boxes(records, table)
+  config = EvalInput(image_size=(64, 48), deltas=(0, -1, -2, 1, 2), batch=len(boxes.record))
+  batch = next(iter(evaluation_dataset(records, table, boxes, config)))
+  frames = batch['frames'][0]                       # [B, 5, 64, 48, 3]
+  assert frames.shape[1] == 5
+  moved = 0
+  for i in (0, len(boxes.record) // 2, len(boxes.record) - 1):
+    record = int(boxes.record[i])
+    center, scale = transforms.box_to_center_scale(boxes.box[i], 48 / 64)
+    matrix = transforms.crop_transform(center, scale, 0.0, (48, 64))
+    for t, delta in enumerate(config.deltas):
+      frame = np.clip(table.frame_index[record] + delta, 0, table.nframes[record] - 1)
+      other = int(table.lookup(table.video[record], frame))
+      expected = transforms.warp_image(decode_bgr(records[other]['image']), matrix,
+                                       (48, 64))[..., ::-1]
+      np.testing.assert_array_equal(frames[i, t], expected)  # the current frame's box
+    moved += not np.array_equal(frames[i, 3], frames[i, 0])  # the next frame, if any, moved
+  assert moved >= 2

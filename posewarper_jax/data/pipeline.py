@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +36,7 @@ import numpy as np
 from absl import flags
 
 from posewarper_jax.data import transforms
-from tfds_posetrack.posetrack18.pairs import FrameTable, training_pairs
+from tfds_posetrack.posetrack18.pairs import FrameTable, neighbours, training_pairs
 
 HEATMAP_STRIDE = 4
 # PoseTrack's bbox is the annotated-keypoint extent enlarged 1.3x (spec 4): a person without a
@@ -208,3 +210,145 @@ def training_dataset(records: Sequence[dict], table: FrameTable,
     iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.num_workers),
                                     worker_init_fn=_init_worker)
   return iterable
+
+
+# --- Evaluation -------------------------------------------------------------------------------
+
+# The release's detection files name frames by path: .../<6-digit video>_<...>/<6-digit frame>.jpg
+_FRAME_PATH = re.compile(r'(\d{6})_[^/]*/(\d+)\.jpg$')
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalInput:
+  """The evaluation stream: every box of every labeled frame, cropped at the given deltas.
+
+  deltas: frame offsets cropped with the current frame's box (0 first; aggregation uses
+    models.AGGREGATION_DELTAS).
+  batch: boxes per process per step (split over num_devices).
+  """
+
+  image_size: tuple[int, int] = (384, 288)
+  deltas: tuple[int, ...] = (0,)
+  batch: int = 32
+  num_devices: int = 1
+  process_index: int = 0
+  process_count: int = 1
+  read_threads: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Boxes:
+  """Boxes to evaluate, [B] each: record index, [B, 4] box (x, y, w, h), score, and the
+  annotation id of a ground-truth box (-1 for a detection)."""
+
+  record: np.ndarray
+  box: np.ndarray
+  score: np.ndarray
+  annotation_id: np.ndarray
+
+
+def ground_truth_boxes(records: Sequence[dict], table: FrameTable) -> Boxes:
+  """One box per annotated person of every labeled frame, score 1."""
+  rows = []
+  for r in np.flatnonzero(table.is_labeled & (table.people > 0)):
+    record = records[int(r)]
+    for p, annotation_id in enumerate(record['people']['annotation_id']):
+      rows.append((int(r), person_box(record, p), 1.0, int(annotation_id)))
+  return _boxes(rows)
+
+
+def detection_boxes(path: str, records: Sequence[dict], table: FrameTable,
+                    min_score: float = 0.0) -> Boxes:
+  """Boxes of a detection file on the labeled frames, score >= min_score (the release: 0.2).
+
+  Two formats: COCO results ([{image_id, bbox, score, ...}]) and the release's
+  ([{image_name, bbox, score}], image_name ending in <video>_<...>/<frame>.jpg). Detections of
+  frames that are not labeled, or not in the split, are ignored.
+  """
+  with open(path) as f:
+    try:
+      entries = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f'{path}: not valid JSON ({e})') from e
+  if not isinstance(entries, list):
+    raise ValueError(f'{path}: expected a list of detections')
+  labeled = np.flatnonzero(table.is_labeled)
+  by_image_id = {int(records[int(r)]['image_id']): int(r) for r in labeled}
+  by_frame = {(table.video_names[table.video[r]], int(table.frame_index[r])): int(r)
+              for r in labeled}
+  rows = []
+  for i, entry in enumerate(entries):
+    if not isinstance(entry, dict) or 'bbox' not in entry or 'score' not in entry:
+      raise ValueError(f'{path}: detection {i} needs "bbox" and "score" (and "image_id" or '
+                       f'"image_name"), got {entry!r}')
+    if 'image_id' in entry:
+      record = by_image_id.get(int(entry['image_id']))
+    elif 'image_name' in entry:
+      match = _FRAME_PATH.search(str(entry['image_name']))
+      if match is None:
+        raise ValueError(f'{path}: detection {i}: image_name {entry["image_name"]!r} is not '
+                         '.../<video>_<...>/<frame>.jpg')
+      record = by_frame.get((match[1], int(match[2])))
+    else:
+      raise ValueError(f'{path}: detection {i} has neither "image_id" nor "image_name"')
+    box = np.asarray(entry['bbox'], np.float64)
+    if box.shape != (4,):
+      raise ValueError(f'{path}: detection {i}: bbox must be [x, y, w, h], got {entry["bbox"]}')
+    if record is not None and float(entry['score']) >= min_score:
+      rows.append((record, box, float(entry['score']), -1))
+  return _boxes(rows)
+
+
+def _boxes(rows) -> Boxes:
+  if not rows:
+    return Boxes(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
+  record, box, score, annotation_id = zip(*rows, strict=True)
+  return Boxes(np.asarray(record, np.int64), np.stack(box), np.asarray(score),
+               np.asarray(annotation_id, np.int64))
+
+
+class EvalExamples:
+  """Box index -> crops of the box's frame and its neighbours, with what decoding needs."""
+
+  def __init__(self, records: Sequence[dict], table: FrameTable, boxes: Boxes,
+               config: EvalInput):
+    self.records, self.boxes, self.config = records, boxes, config
+    self.frames = neighbours(table, boxes.record, config.deltas)  # [B, T]
+
+  def __call__(self, index: int) -> dict[str, Any]:
+    height, width = self.config.image_size
+    if index >= len(self.boxes.record):  # padding of the last batch
+      return {'frames': np.zeros((len(self.config.deltas), height, width, 3), np.uint8),
+              'center': np.zeros(2), 'scale': np.zeros(2), 'score': np.float64(0),
+              'record': np.int64(-1), 'annotation_id': np.int64(-1), 'valid': False}
+    center, scale = transforms.box_to_center_scale(self.boxes.box[index], width / height)
+    matrix = transforms.crop_transform(center, scale, 0.0, (width, height))
+    crops = {}
+    for r in self.frames[index]:
+      if r not in crops:
+        image = decode_bgr(self.records[int(r)]['image'])
+        crops[r] = transforms.warp_image(image, matrix, (width, height))[..., ::-1]
+    return {'frames': np.stack([crops[r] for r in self.frames[index]]),
+            'center': center, 'scale': scale, 'score': np.float64(self.boxes.score[index]),
+            'record': np.int64(self.boxes.record[index]),
+            'annotation_id': np.int64(self.boxes.annotation_id[index]), 'valid': True}
+
+
+def evaluation_dataset(records: Sequence[dict], table: FrameTable, boxes: Boxes,
+                       config: EvalInput) -> grain.IterDataset:
+  """Every box once, in order, this process's stride of them; the last batch padded
+  ('valid' False). Batches [num_devices, batch / num_devices, ...]; 'frames' is
+  [.., T, H, W, 3] uint8 RGB with T = len(deltas)."""
+  if config.batch % config.num_devices:
+    raise ValueError(f'the evaluation batch ({config.batch}) must divide evenly over '
+                     f'{config.num_devices} devices')
+  mine = np.arange(config.process_index, len(boxes.record), config.process_count)
+  padded = -(-max(len(mine), 1) // config.batch) * config.batch
+  indices = np.concatenate([mine, np.full(padded - len(mine), len(boxes.record))])
+  examples = EvalExamples(records, table, boxes, config)
+  dataset = (grain.MapDataset.source(indices.tolist()).map(examples)
+             .batch(config.batch)
+             .map(functools.partial(_for_devices, num_devices=config.num_devices)))
+  read_options = (grain.ReadOptions() if config.read_threads is None
+                  else grain.ReadOptions(num_threads=config.read_threads))
+  return dataset.to_iter_dataset(read_options)
