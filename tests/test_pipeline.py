@@ -13,15 +13,15 @@ import tensorflow_datasets as tfds
 
 from posewarper_jax.data import transforms
 from posewarper_jax.data.pipeline import (
-    EvalInput,
-    TrainingInput,
-    decode_bgr,
-    decode_factor,
-    detection_boxes,
-    evaluation_dataset,
-    ground_truth_boxes,
-    reduced_matrix,
-    training_dataset,
+  EvalInput,
+  TrainingInput,
+  decode_factor,
+  decode_rgb,
+  detection_boxes,
+  evaluation_dataset,
+  ground_truth_boxes,
+  reduced_matrix,
+  training_dataset,
 )
 from posewarper_jax.data.synthetic import generate
 from tfds_posetrack.posetrack18 import Builder, FrameTable
@@ -149,13 +149,13 @@ def test_reduced_decode_matches_the_full_decode(tmp_path):
   generate(tmp_path, seed=2, num_train=1, num_val=0, num_test=0, frames=30, width=1920,
            height=1080)
   jpeg = sorted((tmp_path / 'images' / 'train').glob('*/000015.jpg'))[0].read_bytes()
-  full = decode_bgr(jpeg).astype(np.float32)
+  full = decode_rgb(jpeg).astype(np.float32)
   center, scale = np.array([960.0, 540.0]), np.array([3.2, 3.2 / 0.75])  # 640 px -> 96 px
   matrix = transforms.crop_transform(center, scale, 20.0, (96, 128))
   assert decode_factor(scale, 96) == 4
   reference = transforms.warp_image(full, matrix, (96, 128))
   for factor in (2, 4):
-    reduced = decode_bgr(jpeg, factor).astype(np.float32)
+    reduced = decode_rgb(jpeg, factor).astype(np.float32)
     assert reduced.shape == (1080 // factor, 1920 // factor, 3)
     good = transforms.warp_image(reduced, reduced_matrix(matrix, factor), (96, 128))
     # Without the half-pixel centre offset the crop would be shifted.
@@ -242,8 +242,7 @@ def test_neighbour_crops_share_the_box(tmp_path):
     for t, delta in enumerate(config.deltas):
       frame = np.clip(table.frame_index[record] + delta, 0, table.nframes[record] - 1)
       other = int(table.lookup(table.video[record], frame))
-      expected = transforms.warp_image(decode_bgr(records[other]['image']), matrix,
-                                       (48, 64))[..., ::-1]
+      expected = transforms.warp_image(decode_rgb(records[other]['image']), matrix, (48, 64))
       np.testing.assert_array_equal(frames[i, t], expected)  # the current frame's box
     moved += not np.array_equal(frames[i, 3], frames[i, 0])  # the next frame, if any, moved
   assert moved >= 2
