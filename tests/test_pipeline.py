@@ -73,12 +73,11 @@ def test_k0_gives_identical_frames(train_split):
 
 
 def test_support_frames_within_k(train_split):
-  records, table = train_split
+  _, table = train_split
   for batch in _batches(train_split, dataclasses.replace(CONFIG, k=3), 5):
     a, b = batch['record_a'].ravel(), batch['record_b'].ravel()
     assert np.abs(table.frame_index[a] - table.frame_index[b]).max() <= 3
     assert (table.video[a] == table.video[b]).all()
-  del records
 
 
 def test_deterministic_and_seeded(train_split):
