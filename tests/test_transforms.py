@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from posewarper_jax.data import transforms as T
-from posewarper_jax.data.keypoints import FLIP_PAIRS, JOINT_INDEX, NUM_JOINTS
+from posewarper_jax.data.keypoints import FLIP_PAIRS, JOINT_INDEX, NUM_JOINTS, flip_permutation
 
 OUT = (288, 384)   # crop (w, h)
 HEAT = (72, 96)    # heatmap (w, h)
@@ -84,7 +84,7 @@ def test_flip_swaps_left_and_right_but_not_the_head():
   # HRNet's way: mirror the frame (x -> 199 - x) and the centre, crop, then swap the pairs.
   plain = T.crop_transform([199 - center[0], center[1]], scale, 0, (200, 266))
   mirrored = np.stack([199 - keypoints[:, 0], keypoints[:, 1]], axis=1)
-  perm = T.flip_permutation(NUM_JOINTS)
+  perm = list(flip_permutation())
   for a, b in FLIP_PAIRS:
     assert perm[a] == b and perm[b] == a
   for name in ('nose', 'head_bottom', 'head_top'):

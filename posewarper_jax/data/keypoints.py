@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
+
 JOINT_NAMES: tuple[str, ...] = (
     'nose', 'head_bottom', 'head_top', 'left_ear', 'right_ear',
     'left_shoulder', 'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',
@@ -57,3 +59,20 @@ def flip_permutation() -> tuple[int, ...]:
   for a, b in FLIP_PAIRS:
     perm[a], perm[b] = b, a
   return tuple(perm)
+
+
+# PoseTrack's person box is the extent of the annotated keypoints enlarged by this about its
+# centre (spec 4).
+BOX_ENLARGEMENT = 1.3
+
+
+def keypoint_box(keypoints) -> list[float] | None:
+  """[x, y, w, h] of a person from keypoints [J, 3] (or the flat J x (x, y, v) list): the
+  annotated-keypoint extent x BOX_ENLARGEMENT, PoseTrack's rule; None without annotated joints."""
+  points = np.asarray(keypoints, np.float64).reshape(-1, 3)
+  points = points[points[:, 2] > 0, :2]
+  if not len(points):
+    return None
+  (x1, y1), (x2, y2) = points.min(axis=0), points.max(axis=0)
+  w, h = (x2 - x1) * BOX_ENLARGEMENT, (y2 - y1) * BOX_ENLARGEMENT
+  return [float((x1 + x2) / 2 - w / 2), float((y1 + y2) / 2 - h / 2), float(w), float(h)]

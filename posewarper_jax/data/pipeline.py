@@ -36,12 +36,10 @@ import numpy as np
 from absl import flags
 
 from posewarper_jax.data import transforms
+from posewarper_jax.data.keypoints import keypoint_box
 from tfds_posetrack.posetrack18.pairs import FrameTable, neighbours, training_pairs
 
 HEATMAP_STRIDE = 4
-# PoseTrack's bbox is the annotated-keypoint extent enlarged 1.3x (spec 4): a person without a
-# stored box gets that box back from their keypoints.
-BOX_FROM_KEYPOINTS = 1.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,15 +114,12 @@ def reduced_matrix(matrix: np.ndarray, factor: int) -> np.ndarray:
 
 
 def person_box(record: dict, person: int) -> np.ndarray:
-  """The person's [x, y, w, h]; from the keypoint extent x1.3 when the annotation had none."""
+  """The person's [x, y, w, h]; when the annotation had none, PoseTrack's own rule gives it back
+  from the keypoints (the people stored all have some)."""
   people = record['people']
   if people['has_bbox'][person]:
     return np.asarray(people['bbox'][person], np.float64)
-  keypoints = np.asarray(people['keypoints'][person])
-  xy = keypoints[keypoints[:, 2] > 0, :2]
-  low, high = xy.min(0), xy.max(0)
-  center, size = (low + high) / 2, (high - low) * BOX_FROM_KEYPOINTS
-  return np.array([*(center - size / 2), *size])
+  return np.asarray(keypoint_box(people['keypoints'][person]), np.float64)
 
 
 class PairExamples:
@@ -176,6 +171,13 @@ def _for_devices(batch: dict[str, np.ndarray], num_devices: int) -> dict[str, np
           for k, v in batch.items()}
 
 
+def _read_options(threads: int | None) -> grain.ReadOptions:
+  """Grain's defaults, or `threads` element threads with a small prefetch buffer."""
+  if threads is None:
+    return grain.ReadOptions()
+  return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=4 * threads)
+
+
 def _init_worker(worker_index: int, worker_count: int) -> None:
   del worker_index, worker_count
   # One core per worker: OpenCV's own thread pool would oversubscribe the machine.
@@ -198,10 +200,7 @@ def training_dataset(records: Sequence[dict], table: FrameTable,
   dataset = (dataset.random_map(examples, seed=config.seed)
              .batch(per_process, drop_remainder=True)
              .map(functools.partial(_for_devices, num_devices=config.num_devices)))
-  read_options = (grain.ReadOptions() if config.read_threads is None else
-                  grain.ReadOptions(num_threads=config.read_threads,
-                                    prefetch_buffer_size=4 * config.read_threads))
-  iterable = dataset.to_iter_dataset(read_options)
+  iterable = dataset.to_iter_dataset(_read_options(config.read_threads))
   if config.num_workers > 0:
     if not flags.FLAGS.is_parsed():
       # Grain's workers read absl flags; outside an absl app (notebooks, tests) use defaults.
@@ -348,6 +347,4 @@ def evaluation_dataset(records: Sequence[dict], table: FrameTable, boxes: Boxes,
   dataset = (grain.MapDataset.source(indices.tolist()).map(examples)
              .batch(config.batch)
              .map(functools.partial(_for_devices, num_devices=config.num_devices)))
-  read_options = (grain.ReadOptions() if config.read_threads is None
-                  else grain.ReadOptions(num_threads=config.read_threads))
-  return dataset.to_iter_dataset(read_options)
+  return dataset.to_iter_dataset(_read_options(config.read_threads))

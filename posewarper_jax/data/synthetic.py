@@ -119,21 +119,6 @@ def image_id(vid_id: str, frame: int) -> int:
   return int(f'1{vid_id}{frame:04d}')
 
 
-def keypoint_bbox(keypoints: Sequence[float]) -> list[float] | None:
-  """[x, y, w, h]: the extent of the annotated (v > 0) keypoints enlarged 1.3x about its centre.
-
-  The rule of the official files (the flat 17 x (x, y, v) list); None without annotated joints.
-  """
-  pts = [(keypoints[3 * j], keypoints[3 * j + 1]) for j in range(len(keypoints) // 3)
-         if keypoints[3 * j + 2] > 0]
-  if not pts:
-    return None
-  xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-  x1, x2, y1, y2 = min(xs), max(xs), min(ys), max(ys)
-  w, h = (x2 - x1) * 1.3, (y2 - y1) * 1.3
-  return [(x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - h / 2, w, h]
-
-
 @dataclasses.dataclass(frozen=True)
 class Person:
   """One figure's motion over a video; t_mid is the video's middle frame, pixels at full size."""
@@ -354,7 +339,7 @@ class Video:
           'track_id': pose.track_id,
           'image_id': iid,
       }
-      box = keypoint_bbox(flat)
+      box = kp.keypoint_box(flat)
       if box is not None:
         ann['bbox'] = box
       ann.update(scores=[], category_id=1, id=iid * 100 + len(out))

@@ -19,7 +19,11 @@ import dataclasses
 import cv2
 import numpy as np
 
-from posewarper_jax.data.keypoints import FLIP_PAIRS, LOWER_BODY_JOINTS, UPPER_BODY_JOINTS
+from posewarper_jax.data.keypoints import (
+    LOWER_BODY_JOINTS,
+    UPPER_BODY_JOINTS,
+    flip_permutation,
+)
 
 PIXEL_STD = 200.0
 BOX_PADDING = 1.25          # a person box is enlarged by this before cropping
@@ -95,17 +99,9 @@ def transform_keypoints(keypoints: np.ndarray, matrix: np.ndarray,
   out = np.array(keypoints, np.float64)
   out[:, :2] = transform_points(out[:, :2], matrix)
   if flip:
-    out = out[flip_permutation(len(out))]
+    out = out[list(flip_permutation())]
   out[out[:, 2] <= 0, :2] = 0.0
   return out
-
-
-def flip_permutation(num_joints: int) -> np.ndarray:
-  """Index array that swaps every left/right pair (head_bottom and head_top stay)."""
-  perm = np.arange(num_joints)
-  for a, b in FLIP_PAIRS:
-    perm[a], perm[b] = b, a
-  return perm
 
 
 def half_body_box(keypoints: np.ndarray, rng: np.random.Generator, aspect_ratio: float):
