@@ -28,12 +28,11 @@ import time
 import common  # first: puts the project on sys.path
 import cv2
 import numpy as np
-import tensorflow_datasets as tfds
 from common import median_ms
 
 from posewarper_jax.data.pipeline import TrainingInput, training_dataset
 from posewarper_jax.data.synthetic import generate
-from tfds_posetrack.posetrack18 import Builder, FrameTable
+from tfds_posetrack.posetrack18 import FrameTable, prepare
 
 
 def build(workdir: pathlib.Path, videos: int, frames: int):
@@ -41,9 +40,7 @@ def build(workdir: pathlib.Path, videos: int, frames: int):
   if not (root / 'annotations').exists():
     generate(root, seed=0, num_train=videos, num_val=0, num_test=0, frames=frames, width=1920,
              height=1080)
-  builder = Builder(data_dir=str(workdir / 'tfds'))
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(root)))
+  builder = prepare(root, workdir / 'tfds')
   return builder.as_data_source('train'), FrameTable.from_builder(builder, 'train')
 
 

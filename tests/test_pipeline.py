@@ -9,7 +9,6 @@ import pathlib
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from posewarper_jax.data import transforms
 from posewarper_jax.data.pipeline import (
@@ -24,24 +23,17 @@ from posewarper_jax.data.pipeline import (
   training_dataset,
 )
 from posewarper_jax.data.synthetic import generate
-from tfds_posetrack.posetrack18 import Builder, FrameTable
+from tfds_posetrack.posetrack18 import FrameTable, prepare
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
 CONFIG = TrainingInput(image_size=(128, 96), k=2, seed=0, global_batch=4, num_devices=2)
-
-
-def _build(manual_dir, data_dir):
-  builder = Builder(data_dir=str(data_dir))
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return builder
 
 
 @pytest.fixture(scope='module')
 def train_split(tmp_path_factory):
   root = tmp_path_factory.mktemp('synthetic')
   generate(root, seed=5, num_train=2, num_val=0, num_test=0, frames=36, width=192, height=144)
-  builder = _build(root, tmp_path_factory.mktemp('tfds'))
+  builder = prepare(root, tmp_path_factory.mktemp('tfds'))
   return builder.as_data_source('train'), FrameTable.from_builder(builder, 'train')
 
 
@@ -132,7 +124,7 @@ def test_bad_batch_layout_is_named(train_split):
 def test_real_sample(tmp_path):
   if not SAMPLE.is_dir():
     pytest.skip(f'the PoseTrack18 sample is not at {SAMPLE}')
-  builder = _build(SAMPLE, tmp_path)
+  builder = prepare(SAMPLE, tmp_path)
   split = builder.as_data_source('validation'), FrameTable.from_builder(builder, 'validation')
   config = TrainingInput(image_size=(256, 192), k=2, global_batch=7, num_epochs=1)
   batches = list(training_dataset(*split, config))
@@ -178,7 +170,7 @@ def test_reduced_decode_stream(train_split):
 def sample_val(tmp_path_factory):
   if not SAMPLE.is_dir():
     pytest.skip(f'the PoseTrack18 sample is not at {SAMPLE}')
-  builder = _build(SAMPLE, tmp_path_factory.mktemp('tfds'))
+  builder = prepare(SAMPLE, tmp_path_factory.mktemp('tfds'))
   return builder.as_data_source('validation'), FrameTable.from_builder(builder, 'validation')
 
 
@@ -225,7 +217,7 @@ def test_detection_files_both_formats(sample_val, tmp_path):
 def test_neighbour_crops_share_the_box(tmp_path):
   root = tmp_path / 'synthetic'
   generate(root, seed=1, num_train=0, num_val=1, num_test=0, frames=36, width=192, height=144)
-  builder = _build(root, tmp_path / 'tfds')
+  builder = prepare(root, tmp_path / 'tfds')
   records, table = builder.as_data_source('validation'), FrameTable.from_builder(
       builder, 'validation')
   boxes = ground_truth_boxes(records, table)

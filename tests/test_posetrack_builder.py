@@ -16,17 +16,11 @@ from tfds_posetrack.posetrack18.posetrack18_dataset_builder import (
     Builder,
     jpeg_size,
     make_config,
+    prepare,
 )
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
 TEST_VIDEO = '000001_mpiinew_test'
-
-
-def build(manual_dir, data_dir, config='default'):
-  builder = Builder(data_dir=str(data_dir), config=config)
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return builder
 
 
 @pytest.fixture(scope='module')
@@ -51,7 +45,7 @@ def sample_root(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def sample_build(sample_root, tmp_path_factory):
-  return build(sample_root, tmp_path_factory.mktemp('tfds'))
+  return prepare(sample_root, tmp_path_factory.mktemp('tfds'))
 
 
 def test_real_sample_records(sample_build):
@@ -108,16 +102,16 @@ def test_jpeg_validation(tmp_path):
 def test_missing_data_says_where_it_looked(tmp_path):
   # No directory: TFDS's own message, with our instructions.
   with pytest.raises(AssertionError, match='(?s)nothing does not exist.*PoseTrack21'):
-    build(tmp_path / 'nothing', tmp_path / 'tfds')
+    prepare(tmp_path / 'nothing', tmp_path / 'tfds')
   # A directory without annotations/{train,val,test}.
   (tmp_path / 'other' / 'images').mkdir(parents=True)
   with pytest.raises(FileNotFoundError, match='no PoseTrack 2018 annotations under .*other'):
-    build(tmp_path / 'other', tmp_path / 'tfds')
+    prepare(tmp_path / 'other', tmp_path / 'tfds')
 
 
 def test_max_gap_config(sample_root, tmp_path):
   # Test clip: frames 0 and 4 labeled; max_gap 0 keeps only those two.
-  builder = build(sample_root, tmp_path, make_config(0))
+  builder = prepare(sample_root, tmp_path, max_gap=0)
   assert [r['frame_index'] for r in builder.as_data_source('test')] == [0, 4]
   assert builder.info.metadata['skipped']['test']['frames_beyond_max_gap'] == 3
   table = FrameTable.from_builder(builder, 'test')
@@ -146,7 +140,7 @@ def synthetic(tmp_path_factory):
                           for a in data['annotations'])
   defects = {'video': data['images'][0]['vid_id'], 'missing': missing, 'truncated': truncated,
              'people_missing': people(missing), 'people_truncated': people(truncated)}
-  return root, build(root, tmp_path_factory.mktemp('tfds')), defects
+  return root, prepare(root, tmp_path_factory.mktemp('tfds')), defects
 
 
 def test_synthetic_build_counts_what_it_skipped(synthetic):

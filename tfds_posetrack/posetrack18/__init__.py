@@ -14,7 +14,8 @@ from tfds_posetrack.posetrack18.posetrack18_dataset_builder import (
     Builder,
     PoseTrack18Config,
     make_config,
+    prepare,
 )
 
 __all__ = ['Builder', 'FrameTable', 'PoseTrack18Config', 'labeled_records', 'make_config',
-           'neighbours', 'propagation_protocol', 'training_pairs']
+           'neighbours', 'prepare', 'propagation_protocol', 'training_pairs']

@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import tensorflow_datasets as tfds
-
-from tfds_posetrack.posetrack18.posetrack18_dataset_builder import Builder, make_config
+from tfds_posetrack.posetrack18.posetrack18_dataset_builder import prepare
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,10 +24,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if args.max_gap < -1:
     parser.error(f'--max_gap must be >= -1, got {args.max_gap}')
-  config = make_config(None if args.max_gap == -1 else args.max_gap)
-  builder = Builder(data_dir=args.data_dir, config=config)
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=args.manual_dir))
+  builder = prepare(args.manual_dir, args.data_dir, None if args.max_gap == -1 else args.max_gap)
   for split, counts in builder.info.metadata['skipped'].items():
     print(f'{split}: ' + ', '.join(f'{k} {v}' for k, v in counts.items() if v))
   print(f'dataset at {builder.data_dir}')

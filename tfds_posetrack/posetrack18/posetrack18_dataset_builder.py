@@ -1,8 +1,7 @@
 """TFDS builder for PoseTrack 2018: one ArrayRecord record per frame, JPEG bytes as they are.
 
-    builder = Builder(data_dir=DATA_DIR, config='default')   # or PoseTrack18Config(max_gap=3)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=ROOT))
-    records = builder.as_data_source('train')                # random access, no TensorFlow
+    builder = prepare(ROOT, DATA_DIR, max_gap=7)   # builds once, reuses an existing build
+    records = builder.as_data_source('train')      # random access, no TensorFlow
 
 Every frame within `max_gap` of a labeled frame is stored, labeled or not, so that any pair
 (labeled t, support t + delta) with |delta| <= max_gap can be formed at read time (pairs.py):
@@ -60,12 +59,14 @@ class PoseTrack18Config(tfds.core.BuilderConfig):
   max_gap: int | None = 7
 
 
-def make_config(max_gap: int | None) -> PoseTrack18Config:
-  """The builder config for a max_gap ('default' is 7, 'all_frames' None, else 'gap<n>')."""
+def make_config(max_gap: int | None) -> str | PoseTrack18Config:
+  """The builder config for a max_gap: 'default' (by name) for 7, else a config named
+  'all_frames' (None) or 'gap<n>'. By name, because TFDS refuses a config object that equals a
+  registered one without being it (as after unpickling in a Grain worker)."""
   if max_gap is not None and (not isinstance(max_gap, int) or max_gap < 0):
     raise ValueError(f'max_gap must be an integer >= 0 or None, got {max_gap!r}')
   if max_gap == 7:
-    return Builder.BUILDER_CONFIGS[0]
+    return Builder.BUILDER_CONFIGS[0].name
   name = 'all_frames' if max_gap is None else f'gap{max_gap}'
   return PoseTrack18Config(name=name, max_gap=max_gap,
                            description=f'frames within {max_gap} of a label' if max_gap is not None
@@ -170,6 +171,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     self.info.metadata['skipped'][split] = dict(sorted(counts.items()))
     logging.info('PoseTrack18 %s: %s', split, dict(sorted(counts.items())))
     print(f'posetrack18 {split}: ' + ', '.join(f'{k} {v}' for k, v in sorted(counts.items())))
+
+
+def prepare(manual_dir: str | pathlib.Path, data_dir: str | pathlib.Path | None = None,
+            max_gap: int | None = 7) -> Builder:
+  """The builder for `max_gap` (make_config), built from `manual_dir` unless already built."""
+  builder = Builder(data_dir=None if data_dir is None else str(data_dir),
+                    config=make_config(max_gap))
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  return builder
 
 
 def keep_near_labels(frames: list[Frame], max_gap: int | None,
