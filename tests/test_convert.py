@@ -20,6 +20,7 @@ from flax import traverse_util
 
 from posewarper_jax import convert
 from posewarper_jax.models import PoseWarper, build_posewarper, num_params
+from tests.numerics import assert_close_to_scale
 
 GOLDEN = pathlib.Path(__file__).parent / 'golden'
 # A copy of ../shared/reference/posewarper_w48_state_dict.txt: names and shapes of the official
@@ -151,12 +152,7 @@ def _outputs(model: PoseWarper, variables, inputs) -> dict[str, np.ndarray]:
 
 def _assert_matches(ours, reference, rtol=1e-4):
   for name, expected in reference.items():
-    expected = np.asarray(expected, np.float64)
-    actual = np.asarray(ours[name], np.float64)
-    assert actual.shape == expected.shape, name
-    # Relative to the output's scale: elementwise relative error is meaningless near zero.
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * np.abs(expected).max(),
-                               err_msg=name)
+    assert_close_to_scale(ours[name], expected, rtol, name)
 
 
 def test_golden_pytorch_reference():

@@ -15,6 +15,7 @@ from jax.test_util import check_grads
 
 from posewarper_jax.models.layers import DeformConv, identity_kernel_init
 from posewarper_jax.ops import deform_conv2d
+from tests.numerics import assert_close_to_scale
 
 GOLDEN_DIR = pathlib.Path(__file__).parent / 'golden' / 'deform_conv'
 GOLDEN_FILES = sorted(GOLDEN_DIR.glob('*.npz'))
@@ -30,11 +31,7 @@ def _oihw_to_hwio(a):
 
 
 def _assert_close(actual, expected, name, rtol=2e-5):
-  """Elementwise, with a tolerance scaled by the magnitude of the whole reference tensor."""
-  actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-  assert actual.shape == expected.shape, f'{name}: shape {actual.shape} != {expected.shape}'
-  scale = max(np.abs(expected).max(), 1.0)
-  np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=name)
+  assert_close_to_scale(actual, expected, rtol, name, floor=1.0)
 
 
 def _golden_args(g):

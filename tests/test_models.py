@@ -18,6 +18,7 @@ from posewarper_jax.models import (
     init_variables,
     num_params,
 )
+from tests.numerics import assert_close_to_scale
 
 # The tiny network of the PyTorch golden file (tests/golden/make_posewarper_golden.py): four
 # branches (so fuse chains of three stride-2 convs), two modules in a stage, two dilations.
@@ -64,10 +65,8 @@ _apply = jax.jit(lambda model, variables, *args, **kwargs: model.apply(variables
 
 
 def _close(actual, expected, rtol=1e-5):
-  """Elementwise, with a tolerance scaled by the largest reference value (convolutions of
-  different batch sizes may sum in different orders)."""
-  expected = np.asarray(expected)
-  np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+  # Convolutions of different batch sizes may sum in different orders.
+  assert_close_to_scale(actual, expected, rtol)
 
 
 def _frames(seed, *shape):
