@@ -185,14 +185,14 @@ def gaussian_targets(keypoints: np.ndarray, image_size: tuple[int, int],
   outside = ((upper_left[:, 0] >= w) | (upper_left[:, 1] >= h) | (lower_right[:, 0] < 0)
              | (lower_right[:, 1] < 0))
   weights[outside] = 0.0
-  xs, ys = np.arange(w), np.arange(h)
-  dx = xs[None, :] - mu[:, 0:1]                      # [J, w]
-  dy = ys[None, :] - mu[:, 1:2]                      # [J, h]
+  dx = np.arange(w)[:, None] - mu[:, 0]              # [w, J]
+  dy = np.arange(h)[:, None] - mu[:, 1]              # [h, J]
   gx = np.where(np.abs(dx) <= radius, np.exp(-dx**2 / (2 * sigma**2)), 0.0)
   gy = np.where(np.abs(dy) <= radius, np.exp(-dy**2 / (2 * sigma**2)), 0.0)
-  heatmaps = gy[:, :, None] * gx[:, None, :]         # [J, h, w], separable window
-  heatmaps *= (weights > 0)[:, None, None]
-  return np.ascontiguousarray(heatmaps.transpose(1, 2, 0), np.float32), weights
+  gy *= weights > 0
+  # The separable window's outer product, written straight into the [h, w, J] layout.
+  heatmaps = np.multiply(gy[:, None, :], gx[None, :, :], dtype=np.float32)
+  return heatmaps, weights
 
 
 def normalize(image_rgb_uint8: np.ndarray) -> np.ndarray:
