@@ -1,10 +1,12 @@
 """PoseWarper on PoseTrack18: the paper's experiment and its variants.
 
-    python run.py --config=configs/posewarper.py --workdir=DIR          # the paper's setting
-    python run.py --config=configs/posewarper.py:w32 --workdir=DIR      # a named variant
-    --config.model.head.num_blocks=10                                   # any field, overridden
+    python run.py --config=configs/posewarper.py --workdir=DIR          # stage 2, the paper's
+    python run.py --config=configs/posewarper.py:stage1 --workdir=DIR   # a named variant
+    python run.py --config=configs/posewarper.py:synthetic,w32 ...      # variants combine
+    --config.data.max_gap=1                                             # any field, overridden
 
-`get_config(arg)` takes comma-separated variant names (see VARIANTS).
+`get_config(arg)` takes comma-separated variant names (see VARIANTS). A run's workdir holds one
+folder per stage (DIR/stage1, DIR/stage2): checkpoints, metrics.jsonl and TensorBoard events.
 """
 
 from __future__ import annotations
@@ -18,10 +20,26 @@ def _paper() -> ml_collections.ConfigDict:
   # Crops fed to the network (H, W); heatmaps are a quarter of that (96 x 72).
   config.image_size = (384, 288)
 
+  # Which stages `run.py --mode=train` runs, in order (spec 2.1): 1 fine-tunes the single-frame
+  # HRNet, 2 trains the warping head on the frozen stage-1 network.
+  config.stages = (2,)
+  config.seed = 0
+
   config.data = ml_collections.ConfigDict()
+  # The PoseTrack18 directory in the official layout (images/, annotations/{train,val,...});
+  # '' reads $POSETRACK18_DIR. tfds_dir: where the TFDS build goes ('' = <root>/tfds).
+  config.data.root = ''
+  config.data.tfds_dir = ''
+  # Generate a synthetic PoseTrack18 in <workdir>/data instead (posewarper_jax/data/synthetic.py).
+  config.data.synthetic = False
+  config.data.synthetic_videos = (12, 4)  # train, val
+  config.data.synthetic_frame_size = (288, 384)  # (H, W)
   # k: the supporting frame B is t + delta, delta uniform in [-k, k] (spec 2.2: T = 2). Frames
-  # are stored within 7 of a label (the TFDS builder's max_gap), so any k <= 7 needs no rebuild.
+  # are stored within stored_gap of a label (the builder's max_gap): any k <= 7 needs no rebuild.
   config.data.max_gap = 2
+  config.data.stored_gap = 7
+  config.data.num_workers = 8         # Grain worker processes per host (0: in the main process)
+  config.data.reduced_decode = True   # JPEG DCT scaling when the crop is at most half-resolution
 
   config.model = ml_collections.ConfigDict()
   config.model.num_joints = 17
@@ -42,7 +60,50 @@ def _paper() -> ml_collections.ConfigDict:
       dilations=(3, 6, 12, 18, 24),
       remat=False,  # recompute offset-block activations in the backward (memory; CPU speed)
   ))
+
+  # Training (spec 2.1): Adam (betas 0.9/0.999, eps 1e-8, no weight decay), the learning rate
+  # multiplied by lr_drop_factor at the start of each epoch in lr_drop_epochs (0-based).
+  config.stage1 = ml_collections.ConfigDict(dict(
+      # A COCO-pretrained HRNet: a .pth (official or mmpose), a .npz, a converted checkpoint
+      # (python -m posewarper_jax.convert) or a run's workdir. '' trains from scratch.
+      init='',
+      num_epochs=10,
+      global_batch=128,    # 16 per GPU x 8
+      learning_rate=1e-4,
+      lr_drop_epochs=(5, 7),
+  ))
+  config.stage2 = ml_collections.ConfigDict(dict(
+      # The stage-1 network ('' = <workdir>/stage1 of this run), in any of stage1.init's forms.
+      init='',
+      num_epochs=20,
+      global_batch=64,     # 8 pairs per GPU x 8
+      learning_rate=1e-4,
+      # The release configures drops at epochs 10 and 15; its scheduler call order applies each
+      # one epoch earlier, and that is what its numbers were trained with (spec 2.1).
+      lr_drop_epochs=(9, 14),
+      # The frozen backbone's BatchNorm: 'frozen' (inference mode, as mmpose) or 'batch' (the
+      # release: batch statistics, running averages updated; its weights stay frozen).
+      backbone_bn='frozen',
+  ))
+  config.train = ml_collections.ConfigDict(dict(
+      lr_drop_factor=0.1,
+      grad_clip=0.0,           # global-norm clipping; 0 = none
+      num_steps=0,             # stop after this many steps (0: the schedule's end); for trials
+      log_every=50,            # steps between console / metrics.jsonl / TensorBoard lines
+      checkpoint_every=1000,   # steps between checkpoints (and at the end, and on SIGTERM)
+      keep_checkpoints=3,
+  ))
   return config
+
+
+def _stage1(config: ml_collections.ConfigDict) -> None:
+  """Stage 1 alone: the single-frame HRNet on PoseTrack18 (from config.stage1.init)."""
+  config.stages = (1,)
+
+
+def _stage2(config: ml_collections.ConfigDict) -> None:
+  """Stage 2 alone (the default): the warping head on the frozen stage-1 network."""
+  config.stages = (2,)
 
 
 def _w32(config: ml_collections.ConfigDict) -> None:
@@ -58,9 +119,24 @@ def _small(config: ml_collections.ConfigDict) -> None:
   config.model.head.update(num_blocks=4, features=32, dilations=(3, 6, 12))
 
 
+def _synthetic(config: ml_collections.ConfigDict) -> None:
+  """Both stages from scratch on generated videos with the small network: minutes on a CPU."""
+  _small(config)
+  config.stages = (1, 2)
+  config.data.synthetic = True
+  config.data.num_workers = 0
+  config.data.reduced_decode = False  # 384x288 frames: nothing to gain
+  config.stage1.update(num_epochs=6, global_batch=16, learning_rate=1e-3, lr_drop_epochs=(4,))
+  config.stage2.update(num_epochs=4, global_batch=16, learning_rate=1e-3, lr_drop_epochs=(3,))
+  config.train.update(log_every=10, checkpoint_every=100)
+
+
 VARIANTS = {
+    'stage1': _stage1,
+    'stage2': _stage2,
     'w32': _w32,
     'small': _small,
+    'synthetic': _synthetic,
 }
 
 

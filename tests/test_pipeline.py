@@ -94,6 +94,19 @@ def test_process_shards_are_disjoint(train_split):
   assert len(seen[0] | seen[1]) >= total - 2  # drop_remainder may leave out the last ones
 
 
+def test_process_shards_together_are_the_single_process_stream(train_split):
+  """Augmentations come from the global index: two processes see exactly one process's pairs."""
+  single = _batches(train_split, dataclasses.replace(CONFIG, num_devices=1), 2)
+  shards = [_batches(train_split, dataclasses.replace(CONFIG, num_devices=1, process_index=p,
+                                                      process_count=2), 2) for p in range(2)]
+  for step, batch in enumerate(single):
+    for key, value in batch.items():
+      # Process p holds elements p, p + 2, ... of each global batch.
+      joined = np.empty_like(value)
+      joined[:, 0::2], joined[:, 1::2] = shards[0][step][key], shards[1][step][key]
+      np.testing.assert_array_equal(joined, value, err_msg=key)
+
+
 def test_iterator_state_resumes_at_the_next_batch(train_split):
   iterator = iter(training_dataset(*train_split, CONFIG))
   for _ in range(2):

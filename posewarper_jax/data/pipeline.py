@@ -196,8 +196,10 @@ def training_dataset(records: Sequence[dict], table: FrameTable,
              .shuffle(seed=config.seed)
              .repeat(config.num_epochs)
              .map_with_index(lambda index, slot: (index // num_slots, slot)))
-  dataset = dataset[config.process_index::config.process_count]
-  dataset = (dataset.random_map(examples, seed=config.seed)
+  # Randomness first, the process's share second: an element's augmentation is drawn from its
+  # index in the global stream, so it does not depend on how many processes read it.
+  dataset = dataset.random_map(examples, seed=config.seed)
+  dataset = (dataset[config.process_index::config.process_count]
              .batch(per_process, drop_remainder=True)
              .map(functools.partial(_for_devices, num_devices=config.num_devices)))
   iterable = dataset.to_iter_dataset(_read_options(config.read_threads))

@@ -1,0 +1,88 @@
+"""Where a run's PoseTrack18 comes from: the user's copy or generated videos, built once by TFDS.
+
+    records, table = open_split(config, workdir, 'train')
+
+config.data.root (or $POSETRACK18_DIR) names a directory in the official layout; with
+config.data.synthetic the videos are generated into <workdir>/data/posetrack18 first. Either way
+the TFDS build (tfds_posetrack/posetrack18) is made once and reused. With several processes,
+process 0 prepares and the others wait for it.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Sequence
+
+import jax
+from jax.experimental import multihost_utils
+
+from posewarper_jax.data import synthetic
+from tfds_posetrack.posetrack18 import Builder, FrameTable, prepare
+
+ROOT_ENV = 'POSETRACK18_DIR'
+# Written last by the generator's caller: a half-written synthetic set is generated again.
+_SYNTHETIC_DONE = 'GENERATED'
+
+
+def dataset_root(config, workdir: str | os.PathLike) -> pathlib.Path:
+  """The PoseTrack18 directory this config reads (not created here)."""
+  if config.data.synthetic:
+    return pathlib.Path(workdir) / 'data' / 'posetrack18'
+  root = config.data.root or os.environ.get(ROOT_ENV, '')
+  if not root:
+    raise FileNotFoundError(
+        'config.data.root is empty and $POSETRACK18_DIR is not set: no PoseTrack18 to read. '
+        f'Point either at the official layout (images/, annotations/train, ...; how to get it: '
+        f'{_how_to_get()}), or run the synthetic variant: '
+        '--config=configs/posewarper.py:synthetic')
+  return pathlib.Path(root).expanduser()
+
+
+def _how_to_get() -> str:
+  return ' '.join(Builder.MANUAL_DOWNLOAD_INSTRUCTIONS.split())
+
+
+def _generate(root: pathlib.Path, config) -> None:
+  if (root / _SYNTHETIC_DONE).exists():
+    return
+  num_train, num_val = config.data.synthetic_videos
+  height, width = config.data.synthetic_frame_size
+  print(f'generating a synthetic PoseTrack18 in {root} ({num_train} train / {num_val} val '
+        f'videos, {width}x{height})', flush=True)
+  synthetic.generate(root, seed=config.seed, num_train=num_train, num_val=num_val, num_test=0,
+                     width=width, height=height)
+  (root / _SYNTHETIC_DONE).write_text('done\n')
+
+
+def prepare_dataset(config, workdir: str | os.PathLike) -> Builder:
+  """Generates (synthetic) and builds the TFDS dataset unless already done; the builder."""
+  root = dataset_root(config, workdir)
+  tfds_dir = pathlib.Path(config.data.tfds_dir).expanduser() if config.data.tfds_dir else (
+      root.parent / 'tfds' if config.data.synthetic else root / 'tfds')
+
+  def build() -> Builder:
+    if config.data.synthetic:
+      _generate(root, config)
+    elif not (root / 'annotations').is_dir() or not (root / 'images').is_dir():
+      raise FileNotFoundError(
+          f'config.data.root: {root} has no PoseTrack18 (looked for {root / "annotations"} and '
+          f'{root / "images"}). {_how_to_get()} Or run the synthetic variant: '
+          '--config=configs/posewarper.py:synthetic')
+    return prepare(root, tfds_dir, config.data.stored_gap)
+
+  if jax.process_count() == 1:
+    return build()
+  builder = build() if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices('posewarper_jax dataset prepared')
+  return builder or build()
+
+
+def open_split(config, workdir: str | os.PathLike,
+               split: str) -> tuple[Sequence[dict], FrameTable]:
+  """(records, frame table) of one split of the run's dataset (see the module docstring)."""
+  builder = prepare_dataset(config, workdir)
+  if split not in builder.info.splits:
+    raise FileNotFoundError(f'the PoseTrack18 build in {builder.data_dir} has no {split!r} split '
+                            f'(it has {", ".join(builder.info.splits)})')
+  return builder.as_data_source(split), FrameTable.from_builder(builder, split)

@@ -1,0 +1,433 @@
+"""Training of both stages: a per-device step mapped with jax.pmap, Optax, Orbax resume.
+
+    state = train_stage(config, workdir, stage=1)   # the single-frame HRNet (spec 2.1)
+    state = train_stage(config, workdir, stage=2)   # the warping head on the frozen network
+
+The step (`train_step`) is written for one device: gradients, the loss and BatchNorm statistics
+are averaged over the named axis AXIS. `make_train_step` maps it with jax.pmap, the state
+passed and returned replicated (in_axes/out_axes None: no replicate/unreplicate round trips),
+the batch split over the local devices ([devices, per_device, ...], as the input pipeline
+delivers it). With several processes (jax.distributed), each feeds its own shard of the data
+and the collectives span every device.
+
+Only one part of the network trains in a stage (TRAINABLE): the optimizer state covers that
+part alone, and the frozen part gets no gradient computation at all (stage 2 runs the backbone
+outside the differentiated function).
+
+A stage's directory (<workdir>/stage1, <workdir>/stage2) holds checkpoints/ (Orbax: the state
+and the input iterator of every process), metrics.jsonl and tensorboard/. Starting in a
+directory with a checkpoint resumes from it with exactly the batches an uninterrupted run would
+have seen; SIGTERM saves and stops at the next step.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import signal
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax.training import train_state
+from jax.experimental import multihost_utils
+
+from posewarper_jax import convert, logs
+from posewarper_jax.data import source, transforms
+from posewarper_jax.data.pipeline import TrainingInput, training_dataset
+from posewarper_jax.models import PoseWarper, create_model, init_variables
+from tfds_posetrack.posetrack18 import training_pairs
+
+AXIS = 'batch'
+# The top-level parameter group each stage trains (the other stays frozen).
+TRAINABLE = {1: 'backbone', 2: 'warper'}
+BACKBONE_BN = ('frozen', 'batch')
+# The batch's fields that go to the devices (the pipeline also returns record indices).
+_DEVICE_FIELDS = {1: ('frames_a', 'targets', 'target_weights'),
+                  2: ('frames_a', 'frames_b', 'targets', 'target_weights')}
+
+
+class NonFiniteLossError(RuntimeError):
+  """The loss became NaN or infinite; the last checkpoint is from before it."""
+
+
+class TrainState(train_state.TrainState):
+  """Flax's TrainState (step, params, tx, opt_state over the trainable group) plus BatchNorm
+  statistics and a PRNG key.
+
+  No layer of PoseWarper draws random numbers; `rng` (raw uint32 key data, saved with the
+  state) gives one that does a per-step, per-device key through `step_rng` without a change to
+  checkpoints.
+  """
+
+  batch_stats: Any
+  rng: jax.Array
+
+  def step_rng(self, axis_name: str = AXIS) -> jax.Array:
+    key = jax.random.fold_in(jax.random.wrap_key_data(self.rng), self.step)
+    return jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+
+
+def heatmap_loss(predicted: jax.Array, targets: jax.Array, weights: jax.Array) -> jax.Array:
+  """Spec 2.3: mean over joints of 0.5 * mean((w_j * (pred_j - gt_j))^2), in float32.
+
+  predicted, targets: [N, h, w, J]; weights: [N, J].
+  """
+  weights = weights[:, None, None, :].astype(jnp.float32)
+  error = (predicted.astype(jnp.float32) - targets.astype(jnp.float32)) * weights
+  return 0.5 * jnp.mean(jnp.square(error))
+
+
+def normalize(frames_uint8: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
+  """[..., 3] RGB uint8 -> ImageNet-normalized `dtype`, on the device (transforms' constants)."""
+  x = frames_uint8.astype(jnp.float32) / 255.0
+  return ((x - transforms.IMAGENET_MEAN) / transforms.IMAGENET_STD).astype(dtype)
+
+
+def learning_rate_schedule(learning_rate: float, drop_epochs, drop_factor: float,
+                           steps_per_epoch: int) -> optax.Schedule:
+  """The rate times drop_factor from the first step of each epoch in drop_epochs (0-based)."""
+  return optax.piecewise_constant_schedule(
+      learning_rate, {int(e) * steps_per_epoch: drop_factor for e in drop_epochs})
+
+
+def make_optimizer(stage_config, train_config, steps_per_epoch: int
+                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """Adam (spec 2.1) with the epoch schedule, after optional global-norm clipping."""
+  schedule = learning_rate_schedule(stage_config.learning_rate, stage_config.lr_drop_epochs,
+                                    train_config.lr_drop_factor, steps_per_epoch)
+  adam = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
+  if train_config.grad_clip > 0:
+    return optax.chain(optax.clip_by_global_norm(train_config.grad_clip), adam), schedule
+  return adam, schedule
+
+
+def create_train_state(model: PoseWarper, variables: Mapping[str, Any],
+                       tx: optax.GradientTransformation, stage: int, seed: int) -> TrainState:
+  """The state at step 0; the optimizer covers variables['params'][TRAINABLE[stage]] only."""
+  params = dict(variables['params'])
+  return TrainState(step=0, apply_fn=model.apply, params=params, tx=tx,
+                    opt_state=tx.init(params[TRAINABLE[stage]]),
+                    batch_stats=dict(variables['batch_stats']),
+                    rng=jax.random.key_data(jax.random.key(seed)))
+
+
+def train_step(state: TrainState, batch: Mapping[str, jax.Array], *, stage: int,
+               backbone_bn: str = 'frozen', dtype: Any = jnp.float32,
+               axis_name: str = AXIS) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer step on one device's share of the batch (call under pmap).
+
+  batch: 'frames_a' (and 'frames_b' in stage 2) [N, H, W, 3] uint8 RGB, 'targets' [N, h, w, J],
+  'target_weights' [N, J]. Returns the new state and {'loss', 'grad_norm', 'learning_rate'}
+  averaged over the devices.
+  """
+  trainable = TRAINABLE[stage]
+  apply = state.apply_fn
+  frames_a = normalize(batch['frames_a'], dtype)
+
+  if stage == 1:
+    def loss_fn(group):
+      params = {**state.params, trainable: group}
+      predicted, updates = apply({'params': params, 'batch_stats': state.batch_stats}, frames_a,
+                                 train=True, method=PoseWarper.single_frame,
+                                 mutable=['batch_stats'])
+      return heatmap_loss(predicted, batch['targets'], batch['target_weights']), updates
+  else:
+    # The frozen backbone runs outside the differentiated function: no backward through it.
+    frames = jnp.concatenate([frames_a, normalize(batch['frames_b'], dtype)])
+    variables = {'params': state.params, 'batch_stats': state.batch_stats}
+    if backbone_bn == 'batch':  # the release: batch statistics, running averages move
+      heatmaps, backbone_updates = apply(variables, frames, train=True,
+                                         method=PoseWarper.single_frame, mutable=['batch_stats'])
+      backbone_stats = backbone_updates['batch_stats']['backbone']
+    else:
+      heatmaps = apply(variables, frames, train=False, method=PoseWarper.single_frame)
+      backbone_stats = state.batch_stats['backbone']
+    h_a, h_b = jnp.split(jax.lax.stop_gradient(heatmaps), 2)
+
+    def loss_fn(group):
+      params = {**state.params, trainable: group}
+      stats = {**state.batch_stats, 'backbone': backbone_stats}
+      predicted, updates = apply({'params': params, 'batch_stats': stats}, h_a, h_b, h_b,
+                                 train=True, method=PoseWarper.warp, mutable=['batch_stats'])
+      return heatmap_loss(predicted, batch['targets'], batch['target_weights']), updates
+
+  (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params[trainable])
+  grads = jax.lax.pmean(grads, axis_name)
+  group_updates, opt_state = state.tx.update(grads, state.opt_state, state.params[trainable])
+  params = {**state.params, trainable: optax.apply_updates(state.params[trainable],
+                                                           group_updates)}
+  # BatchNorm already averaged its statistics over the axis (bn_axis_name): equal everywhere.
+  batch_stats = {**state.batch_stats, **updates['batch_stats']}
+  if stage == 2:
+    batch_stats['backbone'] = backbone_stats
+  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                            batch_stats=batch_stats)
+  metrics = {'loss': jax.lax.pmean(loss, axis_name), 'grad_norm': optax.tree.norm(grads)}
+  return new_state, metrics
+
+
+def make_train_step(stage: int, backbone_bn: str = 'frozen',
+                    dtype: Any = jnp.float32) -> Callable:
+  """train_step mapped over the local devices: (state, batch [D, N, ...]) -> (state, metrics),
+  state and metrics replicated. The state's buffers are donated."""
+  step = lambda state, batch: train_step(state, batch, stage=stage, backbone_bn=backbone_bn,
+                                         dtype=dtype, axis_name=AXIS)
+  return jax.pmap(step, axis_name=AXIS, in_axes=(None, 0), out_axes=(None, None),
+                  donate_argnums=(0,))
+
+
+# --- Initialization from earlier runs and converted checkpoints ---------------------------------
+
+def _manager_dir(path: pathlib.Path) -> pathlib.Path | None:
+  for candidate in (path, path / 'checkpoints', path / 'stage1' / 'checkpoints'):
+    if candidate.is_dir() and any(p.name.isdigit() for p in candidate.iterdir()):
+      return candidate
+  return None
+
+
+def load_pretrained(path: str | pathlib.Path) -> dict[str, Any]:
+  """{'params', 'batch_stats'} from a run (its workdir, stage folder or checkpoints folder: the
+  latest step), a converted checkpoint (python -m posewarper_jax.convert), or a PyTorch
+  .pth / .npz state dict (official or mmpose names)."""
+  path = pathlib.Path(path).expanduser()
+  if not path.exists():
+    raise FileNotFoundError(f'initial checkpoint {path} does not exist')
+  if path.is_file():
+    return convert.torch_to_flax(convert.load_state_dict(path))
+  manager_dir = _manager_dir(path)
+  if manager_dir is None:
+    return convert.load_variables(path)
+  with ocp.CheckpointManager(manager_dir) as manager:
+    directory = manager_dir / str(manager.latest_step()) / 'state'
+  # The training state restores against a template made from its own metadata (a restore
+  # without one fails on Orbax 0.12 with "Unsupported data type: object").
+  with ocp.StandardCheckpointer() as checkpointer:
+    metadata = checkpointer.metadata(directory).item_metadata.tree
+    template = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), metadata)
+    state = checkpointer.restore(directory, template)
+  return {'params': state['params'], 'batch_stats': state['batch_stats']}
+
+
+def _merge_group(fresh: Any, loaded: Any, where: str) -> Any:
+  """`loaded` in place of `fresh`, after checking that names and shapes agree."""
+  fresh_paths = {jax.tree_util.keystr(p): x for p, x in
+                 jax.tree_util.tree_flatten_with_path(fresh)[0]}
+  loaded_paths = {jax.tree_util.keystr(p): x for p, x in
+                  jax.tree_util.tree_flatten_with_path(loaded)[0]}
+  problems = [f'{where}{k}: missing' for k in sorted(fresh_paths.keys() - loaded_paths.keys())]
+  problems += [f'{where}{k}: not in this model' for k in
+               sorted(loaded_paths.keys() - fresh_paths.keys())]
+  problems += [f'{where}{k}: shape {np.shape(loaded_paths[k])}, the model has '
+               f'{np.shape(v)}' for k, v in fresh_paths.items()
+               if k in loaded_paths and np.shape(loaded_paths[k]) != np.shape(v)]
+  if problems:
+    raise ValueError('the initial checkpoint does not fit config.model:\n  '
+                     + '\n  '.join(problems[:20])
+                     + (f'\n  ... and {len(problems) - 20} more' if len(problems) > 20 else ''))
+  return jax.tree.map(lambda f, x: np.asarray(x, f.dtype), fresh, loaded)
+
+
+def initial_variables(config, model: PoseWarper, stage: int, workdir: pathlib.Path
+                      ) -> dict[str, Any]:
+  """Fresh variables (spec 1.5 init) with the backbone taken from the stage's `init`."""
+  variables = jax.device_get(init_variables(model, config.seed, tuple(config.image_size)))
+  init = config[f'stage{stage}'].init
+  if stage == 2 and not init:
+    init = workdir / 'stage1'
+    if _manager_dir(init) is None:
+      raise FileNotFoundError(
+          f'stage 2 trains on a stage-1 network: none in {init}, and config.stage2.init is '
+          'empty. Run stage 1 first (--config=configs/posewarper.py:stage1, same workdir), or '
+          'set --config.stage2.init to a stage-1 run, a converted checkpoint or a .pth.')
+  if not init:
+    print('stage 1 starts from scratch (config.stage1.init is empty; the paper starts from '
+          'COCO-pretrained HRNet)', flush=True)
+    return variables
+  loaded = load_pretrained(init)
+  for collection in ('params', 'batch_stats'):
+    if 'backbone' not in loaded.get(collection, {}):
+      raise ValueError(f'initial checkpoint {init}: no backbone {collection}')
+    variables[collection] = {**variables[collection], 'backbone': _merge_group(
+        variables[collection]['backbone'], loaded[collection]['backbone'],
+        f'{collection}/backbone')}
+  print(f'stage {stage}: backbone from {init}', flush=True)
+  return variables
+
+
+def write_config(config, workdir: str | pathlib.Path) -> None:
+  """<workdir>/config.json: the experiment as run (process 0)."""
+  if jax.process_index() == 0:
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
+
+
+# --- The loop -----------------------------------------------------------------------------------
+
+class _Preemption:
+  """Remembers a SIGTERM; the loop saves and stops at its next check."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def __exit__(self, *exc):
+    signal.signal(signal.SIGTERM, self._previous)
+
+  def agreed(self) -> bool:
+    """Whether any process was asked to stop (every process must call this at the same step)."""
+    if jax.process_count() == 1:
+      return self.requested
+    flags = multihost_utils.process_allgather(np.array(self.requested))
+    return bool(np.any(flags))
+
+
+def _stage_settings(config, stage: int):
+  if stage not in TRAINABLE:
+    raise ValueError(f'config.stages: {stage} is not a stage (1 or 2)')
+  settings = config[f'stage{stage}']
+  if stage == 2 and settings.backbone_bn not in BACKBONE_BN:
+    raise ValueError(f'config.stage2.backbone_bn must be one of {BACKBONE_BN}, '
+                     f'got {settings.backbone_bn!r}')
+  if settings.num_epochs <= 0 or settings.global_batch <= 0:
+    raise ValueError(f'config.stage{stage}: num_epochs and global_batch must be positive')
+  return settings
+
+
+def _input_config(config, stage: int) -> TrainingInput:
+  settings = config[f'stage{stage}']
+  return TrainingInput(
+      image_size=tuple(config.image_size), k=config.data.max_gap,
+      seed=config.seed + stage, global_batch=settings.global_batch,
+      num_devices=jax.local_device_count(), process_index=jax.process_index(),
+      process_count=jax.process_count(), single_frame=stage == 1,
+      num_workers=config.data.num_workers, reduced_decode=config.data.reduced_decode)
+
+
+def _check_finite(pending: list[tuple[int, dict]], manager_dir: pathlib.Path) -> dict | None:
+  """Fetches the metrics of the steps since the last check; raises on a non-finite loss."""
+  if not pending:
+    return None
+  fetched = jax.device_get([m for _, m in pending])
+  for (step, _), metrics in zip(pending, fetched, strict=True):
+    if not np.isfinite(metrics['loss']):
+      raise NonFiniteLossError(
+          f'the loss is {metrics["loss"]} at step {step}: training stopped. The last checkpoint '
+          f'in {manager_dir} is from before it; lower the learning rate or set '
+          '--config.train.grad_clip, then run again to resume.')
+  pending.clear()
+  return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1]}
+
+
+def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
+  """Trains one stage in <workdir>/stage<N>, resuming there if it has a checkpoint; returns the
+  final state (host arrays)."""
+  workdir = pathlib.Path(workdir)
+  settings = _stage_settings(config, stage)
+  stage_dir = workdir / f'stage{stage}'
+  records, table = source.open_split(config, workdir, 'train')
+  input_config = _input_config(config, stage)
+  pairs_per_epoch = len(training_pairs(table, input_config.k, input_config.seed, 0))
+  steps_per_epoch = pairs_per_epoch // settings.global_batch
+  if steps_per_epoch == 0:
+    raise ValueError(f'config.stage{stage}.global_batch ({settings.global_batch}) is larger '
+                     f'than an epoch ({pairs_per_epoch} labeled people)')
+  schedule_steps = settings.num_epochs * steps_per_epoch
+  total_steps = min(config.train.num_steps or schedule_steps, schedule_steps)
+
+  model = create_model(config, bn_axis_name=AXIS)
+  tx, schedule = make_optimizer(settings, config.train, steps_per_epoch)
+  dataset = training_dataset(records, table, input_config)
+  iterator = iter(dataset)
+
+  manager_dir = stage_dir / 'checkpoints'
+  options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints,
+                                         enable_async_checkpointing=True, create=True)
+  manager = ocp.CheckpointManager(manager_dir.absolute(), options=options)
+  latest = manager.latest_step()
+  if latest is None:
+    state = create_train_state(model, initial_variables(config, model, stage, workdir), tx,
+                               stage, config.seed)
+    state = jax.device_get(state)
+  else:
+    state = _restore(manager, latest, model, tx, config, stage, iterator)
+    print(f'stage {stage}: resumed from step {latest} in {manager_dir}', flush=True)
+  first_step = int(state.step)
+  if first_step >= total_steps:
+    print(f'stage {stage}: already at step {first_step} of {total_steps}; nothing to do',
+          flush=True)
+    manager.close()
+    return state
+
+  per_device = settings.global_batch // (jax.process_count() * jax.local_device_count())
+  print(f'stage {stage}: {total_steps} steps ({settings.num_epochs} epochs x {steps_per_epoch} '
+        f'steps of {settings.global_batch}; {jax.device_count()} devices x {per_device}), '
+        f'training {TRAINABLE[stage]} in {stage_dir}', flush=True)
+  p_step = make_train_step(stage, settings.get('backbone_bn', 'frozen'),
+                           jnp.dtype(config.model.dtype))
+  logger = logs.MetricLogger(stage_dir, total_steps, first_step, settings.global_batch,
+                             prefix=f'[stage {stage}] ')
+  fields = _DEVICE_FIELDS[stage]
+  pending: list[tuple[int, dict]] = []
+
+  def save(step: int, state) -> None:
+    _check_finite(pending, manager_dir)  # never save a state that followed a bad loss
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(_as_saved(jax.device_get(state))),
+        data=grain.checkpoint.CheckpointSave(iterator)))
+
+  try:
+    with _Preemption() as preemption:
+      for step in range(first_step + 1, total_steps + 1):
+        batch = next(iterator)
+        state, metrics = p_step(state, {k: batch[k] for k in fields})
+        pending.append((step, metrics))
+        if step % config.train.log_every == 0 or step == total_steps:
+          means = _check_finite(pending, manager_dir)
+          logger.write(step, {**means, 'learning_rate': float(schedule(step - 1))})
+          if preemption.agreed():
+            save(step, state)
+            manager.wait_until_finished()
+            print(f'stage {stage}: SIGTERM, saved step {step} in {manager_dir}; run the same '
+                  'command again to resume', flush=True)
+            raise SystemExit(0)
+        if step % config.train.checkpoint_every == 0 or step == total_steps:
+          save(step, state)
+    manager.wait_until_finished()
+  finally:
+    logger.close()
+    manager.close()
+  return jax.device_get(state)
+
+
+def _as_saved(state: TrainState) -> dict[str, Any]:
+  return {'step': state.step, 'params': state.params,
+          'batch_stats': state.batch_stats, 'opt_state': state.opt_state, 'rng': state.rng}
+
+
+def _restore(manager: ocp.CheckpointManager, step: int, model: PoseWarper,
+             tx: optax.GradientTransformation, config, stage: int, iterator) -> TrainState:
+  """The state at `step` (host arrays) and the iterator moved to the batch after it."""
+  shapes = jax.eval_shape(lambda: create_train_state(
+      model, init_variables(model, config.seed, tuple(config.image_size)), tx, stage,
+      config.seed))
+  target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), _as_saved(shapes))
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target), data=grain.checkpoint.CheckpointRestore(iterator)))
+  saved = restored['state']
+  return TrainState(step=saved['step'], apply_fn=model.apply, params=saved['params'], tx=tx,
+                    opt_state=saved['opt_state'], batch_stats=saved['batch_stats'],
+                    rng=saved['rng'])

@@ -1,0 +1,46 @@
+"""PoseWarper in JAX: the entry point.
+
+    python run.py --config=configs/posewarper.py --workdir=DIR              # stage 2 (paper)
+    python run.py --config=configs/posewarper.py:stage1 --workdir=DIR       # stage 1
+    python run.py --config=configs/posewarper.py:synthetic --workdir=DIR    # minutes on a CPU
+    python run.py --config=configs/posewarper.py --config.data.max_gap=1 ...  # any field
+
+Several processes (GPU clusters, TPU pods): see posewarper_jax/multihost.py.
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from posewarper_jax import multihost
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file('config', None, 'the experiment (configs/posewarper.py[:variants])',
+                                lock_config=True)
+flags.DEFINE_string('workdir', None, 'where checkpoints, logs and results go (resumes from it)')
+flags.DEFINE_enum('mode', 'train', ['train'], 'train: the stages in config.stages, in order')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  if not FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save step at INFO; -v 0 shows it
+  multihost.initialize_from_environment()
+  # Imported after the distributed runtime is up: nothing may touch the devices before it.
+  import jax
+
+  from posewarper_jax import train
+
+  config = FLAGS.config
+  print(f'posewarper_jax: {FLAGS.mode} in {FLAGS.workdir}; process {jax.process_index()} of '
+        f'{jax.process_count()}, {jax.local_device_count()} local / {jax.device_count()} '
+        f'{jax.default_backend()} devices', flush=True)
+  if FLAGS.mode == 'train':
+    train.write_config(config, FLAGS.workdir)
+    for stage in config.stages:
+      train.train_stage(config, FLAGS.workdir, stage)
+
+
+if __name__ == '__main__':
+  app.run(main)

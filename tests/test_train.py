@@ -1,0 +1,339 @@
+"""Training: the step under pmap on 4 CPU devices, stage-2 freezing, resume, several processes.
+
+A tiny network (64x48 crops, one HRNet stage, a 2-block head) on a small synthetic PoseTrack18
+keeps every compile to seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from posewarper_jax import train
+from posewarper_jax.data.pipeline import training_dataset
+from posewarper_jax.data.synthetic import generate
+from posewarper_jax.models import create_model, init_variables
+from tests.numerics import assert_close_to_scale
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'configs'))
+import posewarper as posewarper_config  # noqa: E402 (configs/ is not a package)
+
+TINY = dict(image_size=(64, 48), backbone=dict(width=8, stage_modules=(1,), stage_blocks=(1,),
+                                               stem_features=16, layer1_planes=8,
+                                               layer1_blocks=1),
+            head=dict(num_blocks=2, features=8, dilations=(3,)))
+
+
+def tiny_overrides(data_root: pathlib.Path) -> list[str]:
+  """The same tiny experiment as command-line overrides (for run.py in subprocesses)."""
+  b, h = TINY['backbone'], TINY['head']
+  return [
+      '--config.image_size=(64, 48)', f'--config.data.root={data_root}',
+      f'--config.data.tfds_dir={data_root / "tfds"}', '--config.data.synthetic=False',
+      *(f'--config.model.backbone.{k}={v}' for k, v in b.items()),
+      *(f'--config.model.head.{k}={v}' for k, v in h.items()),
+      '--config.stage1.global_batch=8', '--config.stage2.global_batch=8',
+      '--config.train.log_every=1']
+
+
+def tiny_config(data_root: pathlib.Path, stages=(1,), **train_fields):
+  config = posewarper_config.get_config('synthetic')
+  config.image_size = TINY['image_size']
+  config.model.backbone.update(TINY['backbone'])
+  config.model.head.update(TINY['head'])
+  config.data.update(synthetic=False, root=str(data_root), tfds_dir=str(data_root / 'tfds'))
+  config.stages = stages
+  config.stage1.global_batch = config.stage2.global_batch = 8
+  config.train.update(log_every=1, **train_fields)
+  return config
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+  root = tmp_path_factory.mktemp('posetrack18')
+  generate(root, seed=3, num_train=2, num_val=0, num_test=0, frames=30, width=192, height=144)
+  return root
+
+
+@pytest.fixture(scope='module')
+def batches(data_root):
+  """Four global batches of 8 pairs, [1, 8, ...] (one device) and [4, 2, ...] (four)."""
+  from posewarper_jax.data import source
+
+  config = tiny_config(data_root)
+  records, table = source.open_split(config, data_root, 'train')
+  input_config = train._input_config(config, 2)
+  stream = iter(training_dataset(records, table, input_config))
+  out = []
+  for _ in range(4):
+    batch = next(stream)
+    flat = {k: batch[k].reshape(8, *batch[k].shape[2:]) for k in train._DEVICE_FIELDS[2]}
+    out.append(flat)
+  return out
+
+
+def _split(batch, devices):
+  return {k: v.reshape(devices, v.shape[0] // devices, *v.shape[1:]) for k, v in batch.items()}
+
+
+def _state(config, stage, learning_rate=1e-3, bn_axis_name=train.AXIS):
+  settings = config[f'stage{stage}'].copy_and_resolve_references()
+  settings.learning_rate = learning_rate
+  model = create_model(config, bn_axis_name=bn_axis_name)
+  variables = jax.device_get(init_variables(model, 0, tuple(config.image_size)))
+  tx, _ = train.make_optimizer(settings, config.train, steps_per_epoch=100)
+  return train.create_train_state(model, variables, tx, stage, seed=0)
+
+
+def _flat(tree):
+  return {jax.tree_util.keystr(p): np.asarray(x)
+          for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+# --- The loss and the schedule ------------------------------------------------------------------
+
+def test_heatmap_loss_is_the_release_formula():
+  rng = np.random.default_rng(0)
+  pred, gt = rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(2, 3, 4, 5))
+  w = rng.uniform(size=(2, 5)) * (rng.uniform(size=(2, 5)) > 0.3)
+  # JointsMSELoss: per joint 0.5 * MSE(pred_j * w_j, gt_j * w_j) over batch and pixels, then
+  # the mean over joints.
+  per_joint = [0.5 * np.mean((pred[..., j] * w[:, j, None, None]
+                              - gt[..., j] * w[:, j, None, None]) ** 2) for j in range(5)]
+  np.testing.assert_allclose(train.heatmap_loss(pred, gt, w), np.mean(per_joint), rtol=1e-6)
+
+
+def test_learning_rate_drops_at_epoch_starts():
+  schedule = train.learning_rate_schedule(1e-4, (9, 14), 0.1, steps_per_epoch=10)
+  # Update n (0-based) belongs to epoch n // 10.
+  np.testing.assert_allclose([schedule(n) for n in (0, 89, 90, 139, 140, 199)],
+                             [1e-4, 1e-4, 1e-5, 1e-5, 1e-6, 1e-6], rtol=1e-6)
+
+
+def test_normalize_uses_the_pipeline_constants():
+  from posewarper_jax.data import transforms
+
+  image = np.random.default_rng(1).integers(0, 256, (4, 5, 3), dtype=np.uint8)
+  np.testing.assert_allclose(train.normalize(image), transforms.normalize(image), atol=1e-6)
+
+
+# --- The pmap'd step on four CPU devices --------------------------------------------------------
+
+def test_four_devices_equal_one_device_with_the_whole_batch(data_root, batches):
+  """Same update from [1, 8] and [4, 2]: gradients averaged and BatchNorm statistics synced."""
+  assert jax.local_device_count() == 4
+  config = tiny_config(data_root)
+  step = train.make_train_step(stage=1)
+
+  def traced_state(bn_axis_name=train.AXIS):
+    # optax.trace(0) keeps the last (averaged) gradient in its state: the gradients are compared
+    # directly, not through parameter changes that float32 rounds to the parameters' ulp.
+    state = _state(config, 1, bn_axis_name=bn_axis_name)
+    tx = optax.trace(decay=0.0)
+    return state.replace(tx=tx, opt_state=tx.init(state.params['backbone']))
+
+  def update(state, devices):
+    new, _ = step(state, _split(batches[0], devices))
+    grads, stats = jax.device_get((new.opt_state.trace, new.batch_stats))
+    return _flat(grads), _flat(stats)
+
+  (one_grads, one_stats), (four_grads, four_stats) = (update(traced_state(), 1),
+                                                      update(traced_state(), 4))
+  # float32 leaves the gradients of this net 3e-3 of each tensor's largest entry apart (the
+  # same comparison in float64 agrees to 1.4e-7: the difference is rounding, not structure).
+  for key in one_grads:
+    assert_close_to_scale(four_grads[key], one_grads[key], 2e-2, f'gradient{key}')
+  for key in one_stats:
+    assert_close_to_scale(four_stats[key], one_stats[key], 1e-4, f'batch_stats{key}')
+  # The same comparison fails when BatchNorm does not sync its statistics.
+  _, unsynced_stats = update(traced_state(bn_axis_name=None), 4)
+  with pytest.raises(AssertionError):
+    for key in one_stats:
+      assert_close_to_scale(unsynced_stats[key], one_stats[key], 1e-2, key)
+
+
+def test_loss_falls_and_devices_stay_identical(data_root, batches):
+  """Eight steps with the state mapped per device (out_axes=0): the copies stay bitwise equal."""
+  config = tiny_config(data_root)
+  state = _state(config, 1, learning_rate=3e-3)
+  per_device = jax.pmap(lambda s, b: train.train_step(s, b, stage=1), axis_name=train.AXIS,
+                        in_axes=(0, 0), out_axes=(0, 0))
+  state = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 4), state)
+  losses = []
+  for i in range(8):
+    state, metrics = per_device(state, _split(batches[i % 2], 4))
+    losses.append(float(metrics['loss'][0]))
+  assert losses[-2] < 0.7 * losses[0] and losses[-1] < 0.7 * losses[1], losses
+  for name, x in _flat(jax.device_get((state.params, state.batch_stats))).items():
+    for d in range(1, 4):
+      np.testing.assert_array_equal(x[d], x[0], err_msg=f'device {d} differs at {name}')
+
+
+@pytest.mark.parametrize('backbone_bn', ['frozen', 'batch'])
+def test_stage2_changes_no_backbone_variable(data_root, batches, backbone_bn):
+  config = tiny_config(data_root, stages=(2,))
+  state = _state(config, 2)
+  before = jax.device_get((state.params, state.batch_stats))
+  step = train.make_train_step(stage=2, backbone_bn=backbone_bn)
+  for i in range(2):
+    state, metrics = step(state, _split(batches[i], 4))
+  params, stats = jax.device_get((state.params, state.batch_stats))
+  for key, x in _flat(before[0]['backbone']).items():
+    np.testing.assert_array_equal(_flat(params['backbone'])[key], x, err_msg=key)
+  after_stats = _flat(stats['backbone'])
+  moved = [k for k, x in _flat(before[1]['backbone']).items()
+           if not np.array_equal(after_stats[k], x)]
+  # 'batch' (the release) normalizes with batch statistics and moves the running averages.
+  assert (moved == []) == (backbone_bn == 'frozen'), moved[:3]
+  # The head trains. (Its offset-feature blocks start moving only once the zero-initialized
+  # offset convs have: in two steps their updates are still below float32's resolution.)
+  after_warper = _flat(params['warper'])
+  last_layers = [k for k in after_warper if "['offsets" in k or "['deform_conv" in k]
+  assert last_layers and all(not np.array_equal(after_warper[k], _flat(before[0]['warper'])[k])
+                             for k in last_layers)
+  assert np.isfinite(float(metrics['loss']))
+
+
+def test_stage2_starts_as_the_identity(data_root, batches):
+  """Spec 1.5: at step 0 the head returns B's heatmaps."""
+  config = tiny_config(data_root, stages=(2,))
+  state = _state(config, 2)
+  batch = batches[0]
+  frames = jnp.concatenate([train.normalize(batch['frames_a']),
+                            train.normalize(batch['frames_b'])])
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  model = create_model(config)
+  h_a, h_b = jnp.split(model.apply(variables, frames, method=model.single_frame), 2)
+  warped = model.apply(variables, h_a, h_b, h_b, method=model.warp)
+  assert_close_to_scale(warped, h_b, 1e-6, 'head at init')
+
+
+# --- The loop: checkpoints, resume, preemption, errors ------------------------------------------
+
+def _final(workdir: pathlib.Path, stage: int = 1):
+  return _flat(train.load_pretrained(workdir / f'stage{stage}'))
+
+
+def _losses(workdir: pathlib.Path, stage: int = 1) -> dict[int, float]:
+  lines = (workdir / f'stage{stage}' / 'metrics.jsonl').read_text().splitlines()
+  return {row['step']: row['loss'] for row in map(json.loads, lines)}  # later lines win
+
+
+def _saved_steps(workdir: pathlib.Path, stage: int = 1) -> list[int]:
+  return sorted(int(p.name) for p in (workdir / f'stage{stage}' / 'checkpoints').iterdir()
+                if p.name.isdigit())
+
+
+def test_resume_equals_an_uninterrupted_run(data_root, tmp_path, monkeypatch):
+  """2N steps straight; N steps, stop, resume to 2N; SIGTERM after step 1, resume: all equal."""
+  n = 3
+  config = tiny_config(data_root, num_steps=2 * n, checkpoint_every=n)
+  straight = tmp_path / 'straight'
+  train.train_stage(config, straight, 1)
+
+  stopped = tmp_path / 'stopped'
+  train.train_stage(tiny_config(data_root, num_steps=n, checkpoint_every=n), stopped, 1)
+  assert _saved_steps(stopped) == [n]
+  train.train_stage(config, stopped, 1)
+
+  # A preemption: SIGTERM arrives while step 1 is being logged; the loop saves step 1 and exits.
+  preempted = tmp_path / 'preempted'
+  write = train.logs.MetricLogger.write
+
+  def write_then_terminate(self, step, metrics):
+    write(self, step, metrics)
+    if step == 1:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  monkeypatch.setattr(train.logs.MetricLogger, 'write', write_then_terminate)
+  with pytest.raises(SystemExit) as exit_info:
+    train.train_stage(config, preempted, 1)
+  assert exit_info.value.code == 0
+  assert _saved_steps(preempted) == [1]
+  monkeypatch.setattr(train.logs.MetricLogger, 'write', write)
+  train.train_stage(config, preempted, 1)
+
+  reference = _final(straight)
+  for run in (stopped, preempted):
+    final = _final(run)
+    for key, x in reference.items():
+      np.testing.assert_array_equal(final[key], x, err_msg=f'{run.name}: {key}')
+    assert _losses(run) == _losses(straight)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path):
+  config = tiny_config(data_root, num_steps=12, checkpoint_every=1)
+  config.stage1.learning_rate = 1e12  # diverges within a few steps
+  with pytest.raises(train.NonFiniteLossError, match='the loss is'):
+    train.train_stage(config, tmp_path, 1)
+  assert _saved_steps(tmp_path)  # steps before the bad one were saved
+  for value in _final(tmp_path).values():
+    assert np.all(np.isfinite(value))
+
+
+def test_stage2_without_a_stage1_network_says_where_it_looked(data_root, tmp_path):
+  with pytest.raises(FileNotFoundError, match='stage1.*config.stage2.init'):
+    train.train_stage(tiny_config(data_root, stages=(2,), num_steps=1), tmp_path, 2)
+
+
+def test_missing_data_says_where_it_looked_and_what_to_do(tmp_path):
+  config = tiny_config(tmp_path / 'nowhere')
+  with pytest.raises(FileNotFoundError, match='nowhere.*synthetic'):
+    train.train_stage(config, tmp_path, 1)
+
+
+def test_stage2_trains_on_the_stage1_network(data_root, tmp_path):
+  config = tiny_config(data_root, stages=(1, 2), num_steps=2, checkpoint_every=2)
+  train.train_stage(config, tmp_path, 1)
+  final = train.train_stage(config, tmp_path, 2)
+  stage1 = _final(tmp_path, 1)
+  for key, x in _flat(final.params['backbone']).items():
+    np.testing.assert_array_equal(x, stage1[f"['params']['backbone']{key}"], err_msg=key)
+
+
+# --- Several processes --------------------------------------------------------------------------
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_equal_one(data_root, tmp_path):
+  """Two processes x 2 CPU devices through jax.distributed == this process's 4 devices."""
+  steps = 3
+  single = tmp_path / 'single'
+  train.train_stage(tiny_config(data_root, num_steps=steps, checkpoint_every=steps), single, 1)
+
+  multi = tmp_path / 'multi'
+  port = _free_port()
+  command = [sys.executable, str(ROOT / 'run.py'), '--config=configs/posewarper.py:synthetic',
+             f'--workdir={multi}', '--config.stages=(1,)', f'--config.train.num_steps={steps}',
+             f'--config.train.checkpoint_every={steps}', *tiny_overrides(data_root)]
+  processes = []
+  for index in range(2):
+    env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f'localhost:{port}', JAX_NUM_PROCESSES='2',
+               JAX_PROCESS_ID=str(index), XLA_FLAGS='--xla_force_host_platform_device_count=2')
+    processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+  outputs = [p.communicate(timeout=300)[0] for p in processes]
+  for p, out in zip(processes, outputs, strict=True):
+    assert p.returncode == 0, out[-3000:]
+  assert 'process 1 of 2' in outputs[1] and '4 cpu devices' in outputs[0]
+  final, reference = _final(multi), _final(single)
+  for key, x in reference.items():
+    assert_close_to_scale(final[key], x, 1e-5, key)
+  data = multi / 'stage1' / 'checkpoints' / str(steps) / 'data'
+  assert sorted(p.name for p in data.iterdir()) == ['process_0-of-2.json', 'process_1-of-2.json']
