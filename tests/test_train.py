@@ -332,8 +332,14 @@ def test_two_processes_equal_one(data_root, tmp_path):
   for p, out in zip(processes, outputs, strict=True):
     assert p.returncode == 0, out[-3000:]
   assert 'process 1 of 2' in outputs[1] and '4 cpu devices' in outputs[0]
+  # The step-1 loss depends only on the initial parameters and the data: the processes must have
+  # fed exactly the single process's batches. Later values differ by the rounding of an
+  # all-reduce summed in another order, which Adam's normalized update carries into parameters.
+  losses = [[json.loads(line)['loss'] for line in open(run / 'stage1' / 'metrics.jsonl')]
+            for run in (multi, single)]
+  np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
   final, reference = _final(multi), _final(single)
   for key, x in reference.items():
-    assert_close_to_scale(final[key], x, 1e-5, key)
+    assert_close_to_scale(final[key], x, 1e-4, key)
   data = multi / 'stage1' / 'checkpoints' / str(steps) / 'data'
   assert sorted(p.name for p in data.iterdir()) == ['process_0-of-2.json', 'process_1-of-2.json']
