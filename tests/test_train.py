@@ -333,13 +333,19 @@ def test_two_processes_equal_one(data_root, tmp_path):
     assert p.returncode == 0, out[-3000:]
   assert 'process 1 of 2' in outputs[1] and '4 cpu devices' in outputs[0]
   # The step-1 loss depends only on the initial parameters and the data: the processes must have
-  # fed exactly the single process's batches. Later values differ by the rounding of an
-  # all-reduce summed in another order, which Adam's normalized update carries into parameters.
-  losses = [[json.loads(line)['loss'] for line in open(run / 'stage1' / 'metrics.jsonl')]
-            for run in (multi, single)]
-  np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
+  # fed exactly the single process's batches.
+  np.testing.assert_allclose(list(_losses(multi).values()), list(_losses(single).values()),
+                             rtol=1e-6)
+  # The all-reduce sums in another order. Adam divides by sqrt(v), so for a weight whose gradient
+  # is near zero that rounding becomes a visible fraction of its update: parameters are compared
+  # against the size of an Adam step (about the learning rate), statistics against their scale.
+  max_update = tiny_config(data_root).stage1.learning_rate * steps
   final, reference = _final(multi), _final(single)
   for key, x in reference.items():
-    assert_close_to_scale(final[key], x, 1e-4, key)
+    if key.startswith("['params']"):
+      np.testing.assert_allclose(final[key], x, rtol=0, atol=1e-2 * max_update, err_msg=key)
+    else:
+      assert_close_to_scale(final[key], x, 1e-3, key)
   data = multi / 'stage1' / 'checkpoints' / str(steps) / 'data'
-  assert sorted(p.name for p in data.iterdir()) == ['process_0-of-2.json', 'process_1-of-2.json']
+  saved = sorted(p.name for p in data.iterdir() if p.name.startswith('process_'))
+  assert saved == ['process_0-of-2.json', 'process_1-of-2.json']  # one iterator state each
