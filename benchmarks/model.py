@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import functools
 import os
-import sys
 import time
 
 import common  # first: puts the project on sys.path
@@ -32,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import torch_reference
 from absl import app, flags
 from common import median_ms
 from ml_collections import config_flags
@@ -91,61 +91,6 @@ def jax_cases(model, variables, a, b, targets):
   }, c_single, c_pair
 
 
-def torch_reference(config):
-  """The PyTorch reference with random weights, and its state dict, or None without torch."""
-  try:
-    import torch  # noqa: F401
-    import torchvision  # noqa: F401
-  except ImportError:
-    return None
-  sys.path.insert(0, os.path.join(common.ROOT, 'tests', 'golden'))
-  import torch_posewarper as tp
-
-  model = config.model
-  ref_config = {'backbone': {**model.backbone.to_dict(), 'num_joints': model.num_joints},
-                'head': model.head.to_dict()}
-  reference = tp.randomize_(tp.build(ref_config), seed=0).float()
-  return reference, {k: v.numpy() for k, v in reference.state_dict().items()}
-
-
-def _nchw(x):
-  import torch
-
-  return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))
-
-
-def torch_cases(reference, a, b, targets):
-  import torch
-
-  head_prefixes = ('offset_feats', 'offsets', 'deform_conv')
-  ta, tb, tt = _nchw(a), _nchw(b), _nchw(targets)
-  head_params = [p for n, p in reference.named_parameters() if n.startswith(head_prefixes)]
-  optimizer = torch.optim.Adam(head_params, lr=1e-4)
-
-  def single():
-    with torch.no_grad():
-      reference.eval().single_frame(ta)
-
-  def pair():
-    with torch.no_grad():
-      reference.eval()(ta, tb)
-
-  def step():
-    reference.eval()
-    for name, module in reference.named_modules():
-      if name.startswith(head_prefixes):
-        module.train()
-    with torch.no_grad():
-      h = reference.single_frame(torch.cat([ta, tb]))
-    h_a, h_b = h[:len(ta)], h[len(ta):]
-    loss = 0.5 * torch.mean(torch.square(reference.warp(h_a, h_b, h_b) - tt))
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-
-  return {'single frame': single, 'pair forward': pair, 'stage-2 step': step}
-
-
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(common.ROOT, 'configs', 'posewarper.py'), 'experiment config')
 _BATCH = flags.DEFINE_integer('batch', 2, 'crops (single frame) or pairs')
@@ -166,7 +111,7 @@ def main(argv):
   targets = jnp.asarray(rng.uniform(size=(n, h // 4, w // 4, config.model.num_joints)),
                         jnp.float32)
 
-  ref = None if _NO_TORCH.value else torch_reference(config)
+  ref = None if _NO_TORCH.value else torch_reference.build(config)
   if ref is None:
     variables = init_variables(model, 0, (h, w))
   else:
@@ -191,7 +136,9 @@ def main(argv):
   print()
 
   ours, c_single, c_pair = jax_cases(model, variables, a, b, targets)
-  theirs = torch_cases(ref[0], a, b, targets) if ref is not None else {}
+  theirs = {}
+  if ref is not None:
+    theirs = {k: v for k, v in torch_reference.cases(ref[0], a, b, targets).items() if k in ours}
   # Outputs first: the timed training steps change both sides' heads. Both sides run in
   # float32; the reference in float64 gives the scale of float32 rounding on these weights.
   if ref is not None:
@@ -201,9 +148,10 @@ def main(argv):
     inputs = {'single frame': (a,), 'pair forward': (a, b)}
     for name, compiled in (('single frame', c_single), ('pair forward', c_pair)):
       method = (lambda m: m.single_frame) if name == 'single frame' else (lambda m: m)
+      tensors = [torch_reference.nchw(x) for x in inputs[name]]
       with torch.no_grad():
-        exp64 = method(reference64)(*(_nchw(x).double() for x in inputs[name])).numpy()
-        exp32 = method(reference)(*(_nchw(x) for x in inputs[name])).numpy()
+        exp64 = method(reference64)(*(t.double() for t in tensors)).numpy()
+        exp32 = method(reference)(*tensors).numpy()
       exp64 = np.moveaxis(exp64, 1, -1)
       scale = np.abs(exp64).max()
       ours_err = np.abs(np.asarray(compiled(variables, *inputs[name])) - exp64).max() / scale

@@ -1,0 +1,164 @@
+"""Benchmark of the training steps of posewarper_jax.train, as run.py runs them.
+
+The step timed is `train.make_train_step` (the pmap'd step with Adam, the loss, BatchNorm
+statistics synced over the devices), on uint8 frames the way the input pipeline delivers them,
+so normalization on the device is included. The input pipeline is not: it runs in other
+processes and has its own benchmark (benchmarks/input_pipeline.py).
+
+- stage 1: the single-frame HRNet, every backbone parameter trained; seconds per crop.
+- stage 2: the warping head on the frozen stage-1 network (backbone BatchNorm as configured by
+  config.stage2.backbone_bn); seconds per pair (two crops through the backbone, the head trained).
+
+For each it prints the median step time after warm-up, samples per second over all devices,
+the compile time, the peak device memory where the backend reports it, and the time of one
+epoch of PoseTrack18 train at that rate (--epoch_pairs: the number of labeled people with
+keypoints in the train split, one pair each per epoch). When torch and torchvision import, the
+PyTorch reference of the release's architecture (benchmarks/torch_reference.py) runs the same
+step on the same batch in the same process, and the ratio PyTorch / ours is printed (above 1:
+we are faster).
+
+    python benchmarks/train_step.py                                    # W48 384x288, batch 2
+    python benchmarks/train_step.py --config=configs/posewarper.py:synthetic --per_device_batch=16
+    python benchmarks/train_step.py --per_device_batch=8 --stages=2   # on a GPU
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import common  # first: puts the project on sys.path
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch_reference
+from absl import app, flags
+from common import median_ms
+from ml_collections import config_flags
+
+from posewarper_jax import train
+from posewarper_jax.models import create_model, init_variables, num_params
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', os.path.join(common.ROOT, 'configs', 'posewarper.py'), 'experiment config')
+_STAGES = flags.DEFINE_list('stages', ['1', '2'], 'stages to time')
+_PER_DEVICE = flags.DEFINE_integer('per_device_batch', 2, 'crops (stage 1) or pairs (stage 2) '
+                                   'per device and step')
+_WARMUP = flags.DEFINE_integer('warmup', 1, 'untimed steps after the compiling one')
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'timed steps (the median is printed)')
+# PoseTrack18 train: 593 videos x 30 labeled frames = 17,790 labeled frames (spec 4). The number
+# of people per labeled frame is not in the spec or the sample; the builder counts them when it
+# prepares the real data. 5 per frame is an assumption, stated with every estimate.
+_NO_TORCH = flags.DEFINE_boolean('no_torch', False, 'skip the PyTorch reference')
+_EPOCH_PAIRS = flags.DEFINE_integer('epoch_pairs', 17_790 * 5, 'labeled people per epoch of '
+                                    'PoseTrack18 train (default: 17,790 frames x 5, assumed)')
+
+
+def _batch(config, stage: int, devices: int, per_device: int) -> dict[str, np.ndarray]:
+  """Random uint8 frames and targets shaped [devices, per_device, ...], host arrays as the
+  pipeline delivers them (the copy to the devices is part of the timed step, as in training)."""
+  h, w = config.image_size
+  joints = config.model.num_joints
+  rng = np.random.default_rng(0)
+  shape = (devices, per_device)
+  frames_a = rng.integers(0, 256, (*shape, h, w, 3), dtype=np.uint8)
+  batch = {
+      'frames_a': frames_a,
+      'targets': rng.uniform(size=(*shape, h // 4, w // 4, joints)).astype(np.float32),
+      'target_weights': np.ones((*shape, joints), np.float32),
+  }
+  if stage == 2:
+    # B close to A, as neighbouring frames are.
+    noise = rng.integers(-8, 9, frames_a.shape)
+    batch['frames_b'] = np.clip(frames_a.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+  return batch
+
+
+def _peak_memory_gib() -> float | None:
+  stats = jax.local_devices()[0].memory_stats()
+  if not stats or 'peak_bytes_in_use' not in stats:
+    return None
+  return stats['peak_bytes_in_use'] / 2**30
+
+
+def time_reference(reference, batch, stage: int) -> float:
+  """Median seconds of the PyTorch reference's step on the same batch (all devices' samples)."""
+  flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items()}
+  a = np.asarray(train.normalize(flat['frames_a']))
+  b = np.asarray(train.normalize(flat['frames_b'])) if stage == 2 else a
+  run = torch_reference.cases(reference, a, b, flat['targets'])[f'stage-{stage} step']
+  return median_ms(run, _WARMUP.value, _REPEATS.value) / 1e3
+
+
+def time_stage(config, stage: int, per_device: int, reference=None) -> dict[str, float]:
+  settings = config[f'stage{stage}']
+  model = create_model(config, bn_axis_name=train.AXIS)
+  tx, _ = train.make_optimizer(settings, config.train, steps_per_epoch=1000)
+  variables = init_variables(model, config.seed, tuple(config.image_size))
+  state = train.create_train_state(model, variables, tx, stage, config.seed)
+  step = train.make_train_step(stage, settings.get('backbone_bn', 'frozen'),
+                               jnp.dtype(config.model.dtype))
+  devices = jax.local_device_count()
+  batch = _batch(config, stage, devices, per_device)
+
+  holder = [state]
+
+  def run():
+    holder[0], metrics = step(holder[0], batch)
+    jax.block_until_ready(metrics)
+
+  start = time.perf_counter()
+  run()  # compiles
+  compile_s = time.perf_counter() - start
+  step_ms = median_ms(run, _WARMUP.value, _REPEATS.value)
+  samples = devices * per_device
+  torch_s = time_reference(reference, batch, stage) if reference is not None else None
+  return {'torch_step_s': torch_s, 'step_s': step_ms / 1e3, 'per_sample_s': step_ms / 1e3 / samples,
+          'samples_per_s': samples / (step_ms / 1e3), 'compile_s': compile_s,
+          'peak_gib': _peak_memory_gib(), 'samples': samples,
+          'trained': num_params(state.params[train.TRAINABLE[stage]])}
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  per_device = _PER_DEVICE.value
+  model_cfg = config.model
+  h, w = config.image_size
+  print(f'# PoseWarper training step: backbone {model_cfg.backbone.to_dict()}, head '
+        f'{model_cfg.head.to_dict()}, {model_cfg.dtype}, remat {model_cfg.head.get("remat")}')
+  print(f'# {h}x{w} crops, {jax.local_device_count()} device(s) x {per_device} per device; '
+        f'stage-2 backbone BatchNorm {config.stage2.backbone_bn!r}')
+  print(f'# {common.machine_line()}')
+  print(f'# medians of {_REPEATS.value} steps after {_WARMUP.value} warm-up (and the compiling '
+        'step); per sample = per crop (stage 1) or per pair (stage 2)')
+  print(f'# epoch estimate: {_EPOCH_PAIRS.value:,} samples per epoch (--epoch_pairs)')
+  ref = None
+  if not _NO_TORCH.value:
+    ref = torch_reference.build(config, device=torch_reference.default_device())
+  if ref is None:
+    print('# reference: torch not importable (or --no_torch), no ratios')
+  else:
+    import torch
+    where = next(ref[0].parameters()).device
+    print(f'# reference: PyTorch {torch.__version__} on {where} ({torch.get_num_threads()} CPU '
+          'threads), benchmarks/torch_reference.py, same batch, float32')
+  print()
+  print('| stage | trained params | batch | step s | s per sample | samples/s | compile s '
+        '| peak GiB | epoch h | PyTorch s per sample | PyTorch / ours |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|')
+  for stage in map(int, _STAGES.value):
+    r = time_stage(config, stage, per_device, ref[0] if ref is not None else None)
+    peak = f'{r["peak_gib"]:.2f}' if r['peak_gib'] is not None else 'n/a'
+    epoch_h = _EPOCH_PAIRS.value * r['per_sample_s'] / 3600
+    theirs = ['n/a', 'n/a']
+    if r['torch_step_s'] is not None:
+      ratio = r['torch_step_s'] / r['step_s']
+      theirs = [f'{r["torch_step_s"] / r["samples"]:.4f}', f'{ratio:.2f}x']
+    print(f'| {stage} | {r["trained"]:,} | {r["samples"]} | {r["step_s"]:.3f} | '
+          f'{r["per_sample_s"]:.4f} | {r["samples_per_s"]:.2f} | {r["compile_s"]:.1f} | {peak} '
+          f'| {epoch_h:.2f} | {theirs[0]} | {theirs[1]} |', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
