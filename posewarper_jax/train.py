@@ -304,6 +304,9 @@ def _stage_settings(config, stage: int):
                      f'got {settings.backbone_bn!r}')
   if settings.num_epochs <= 0 or settings.global_batch <= 0:
     raise ValueError(f'config.stage{stage}: num_epochs and global_batch must be positive')
+  if settings.global_batch % jax.device_count():
+    raise ValueError(f'config.stage{stage}.global_batch ({settings.global_batch}) must divide '
+                     f'evenly over the {jax.device_count()} devices')
   return settings
 
 

@@ -316,6 +316,20 @@ def test_stage2_without_a_stage1_network_says_where_it_looked(data_root, tmp_pat
     train.train_stage(tiny_config(data_root, stages=(2,), num_steps=1), tmp_path, 2)
 
 
+@pytest.mark.parametrize('field, value, stage, message', [
+    ('stages', (3,), 3, 'config.stages: 3'),
+    ('stage2.backbone_bn', 'bogus', 2, 'config.stage2.backbone_bn'),
+    ('stage1.global_batch', 6, 1, r'config.stage1.global_batch \(6\).*4 devices'),
+    ('stage1.num_epochs', 0, 1, 'config.stage1: num_epochs'),
+])
+def test_an_invalid_value_names_the_field(tmp_path, field, value, stage, message):
+  config = tiny_config(tmp_path / 'nowhere', stages=(1, 2))
+  section, _, name = field.rpartition('.')
+  (config[section] if section else config)[name] = value
+  with pytest.raises(ValueError, match=message):
+    train.train_stage(config, tmp_path, stage)
+
+
 def test_missing_data_says_where_it_looked_and_what_to_do(tmp_path):
   config = tiny_config(tmp_path / 'nowhere')
   with pytest.raises(FileNotFoundError, match='nowhere.*synthetic'):
