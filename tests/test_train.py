@@ -122,6 +122,22 @@ def test_learning_rate_drops_at_epoch_starts():
                              [1e-4, 1e-4, 1e-5, 1e-5, 1e-6, 1e-6], rtol=1e-6)
 
 
+def test_gradient_clipping_bounds_the_global_norm_before_adam():
+  settings = posewarper_config.get_config('synthetic').stage1
+  train_config = posewarper_config.get_config('synthetic').train
+  grads = {'w': jnp.full((4,), 3.0), 'b': jnp.full((2,), -4.0)}
+  sizes = {}
+  for clip in (0.0, 1e-12):
+    train_config.grad_clip = clip
+    tx, _ = train.make_optimizer(settings, train_config, steps_per_epoch=10)
+    updates, _ = tx.update(grads, tx.init(grads), grads)
+    sizes[clip] = float(optax.tree.norm(updates))
+  # Adam's first step is lr * g / (|g| + eps): about lr per entry unclipped; with the gradient
+  # clipped to norm 1e-12, far below eps = 1e-8, it is 1e-4 of that.
+  np.testing.assert_allclose(sizes[0.0], settings.learning_rate * np.sqrt(6), rtol=1e-5)
+  assert sizes[1e-12] < 1e-3 * sizes[0.0]
+
+
 def test_normalize_uses_the_pipeline_constants():
   from posewarper_jax.data import transforms
 
