@@ -387,8 +387,8 @@ def test_two_processes_equal_one(data_root, tmp_path):
     processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
   outputs = [p.communicate(timeout=300)[0] for p in processes]
-  for p, out in zip(processes, outputs, strict=True):
-    assert p.returncode == 0, out[-3000:]
+  report = '\n\n'.join(f'process {i}:\n{out[-3000:]}' for i, out in enumerate(outputs))
+  assert all(p.returncode == 0 for p in processes), report
   assert 'process 1 of 2' in outputs[1] and '4 cpu devices' in outputs[0]
   # The step-1 loss depends only on the initial parameters and the data: the processes must have
   # fed exactly the single process's batches.

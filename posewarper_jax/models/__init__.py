@@ -88,6 +88,6 @@ def init_variables(model: PoseWarper, seed: int, image_size: tuple[int, int]) ->
   It is also faster: compiling W48's thousand initializers took 116 s on an H100 (jax 0.11.2)
   against about 30 s on a 2-core CPU.
   """
-  with jax.default_device(jax.devices('cpu')[0]):
+  with jax.default_device(jax.local_devices(backend='cpu')[0]):  # this process's CPU
     frames = jnp.zeros((1, *image_size, 3), jnp.float32)
     return jax.jit(lambda key: model.init(key, frames, frames))(jax.random.key(seed, impl='rbg'))
