@@ -1,0 +1,1 @@
+"""Evaluation metrics: the official PoseTrack mAP (posetrack_map)."""

@@ -1,0 +1,373 @@
+"""The official PoseTrack multi-person pose mAP (poseval's evaluateAP), exactly, vectorized.
+
+    result = evaluate('annotations/val', 'predictions/')   # per-video 2018-format JSON files
+    result['ap']          # 16 numbers in poseval's joint order (POSEVAL_JOINTS), then Total
+    result['groups']      # {'Head', 'Shoulder', ..., 'Ankle', 'Total'}
+    print(markdown_table(result))
+
+    python -m posewarper_jax.metrics.posetrack_map --gt annotations/val --pred predictions/
+
+The rules (POSEWARPER_SPEC.md section 5; checked against the official evaluator's outputs in
+shared/reference/poseval_golden):
+
+- Videos are the ground truth's *.json files in sorted order; each needs a prediction file of
+  the same name whose `images` list is as long as the ground truth's (frames pair by position).
+- A frame is evaluated when the ground truth has at least one annotation object on it (its
+  is_labeled flag is not read); predictions on other frames are ignored.
+- A joint is absent when x == y == v == 0. People without joints are dropped; then every joint
+  strictly inside an ignore region of the frame (ground truth and predictions alike) is
+  dropped, and people left without joints with it.
+- Head size = 0.6 * the diagonal of bbox_head; a predicted joint matches a ground-truth joint
+  within 0.5 head sizes. pck[i, j] = matched joints of prediction i on person j / annotated
+  joints of j; each prediction keeps only its best person (first on ties), each person takes
+  the remaining prediction with the highest pck (first on ties), pck 0 assigns nothing. The
+  joints of an unassigned prediction are false positives.
+- Per joint type one ranking over all videos and frames, in the order videos (sorted), frames
+  (ground-truth order), predictions (file order), ranked by numpy's default argsort of the
+  scores, reversed (ties between a true and a false positive depend on that order); precision,
+  recall, VOC all-point interpolated AP, x100. Total is the mean of the 15 joint APs.
+
+Predictions must carry a `scores` list with one score per keypoint (poseval would silently
+score a joint without one at -9999). PoseTrack 2018's head_bottom is poseval's "neck".
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS
+
+# poseval's 15 joints, in its order; 'neck' is PoseTrack 2018's head_bottom.
+POSEVAL_JOINTS: tuple[str, ...] = (
+    'right_ankle', 'right_knee', 'right_hip', 'left_hip', 'left_knee', 'left_ankle',
+    'right_wrist', 'right_elbow', 'right_shoulder', 'left_shoulder', 'left_elbow', 'left_wrist',
+    'neck', 'nose', 'head_top')
+# POSEVAL_TO_POSETRACK[i] = the PoseTrack 2018 keypoint index of poseval joint i.
+POSEVAL_TO_POSETRACK: tuple[int, ...] = tuple(
+    JOINT_INDEX['head_bottom' if name == 'neck' else name] for name in POSEVAL_JOINTS)
+GROUPS: dict[str, tuple[str, ...]] = {
+    'Head': ('head_top', 'neck', 'nose'),
+    'Shoulder': ('right_shoulder', 'left_shoulder'),
+    'Elbow': ('right_elbow', 'left_elbow'),
+    'Wrist': ('right_wrist', 'left_wrist'),
+    'Hip': ('right_hip', 'left_hip'),
+    'Knee': ('right_knee', 'left_knee'),
+    'Ankle': ('right_ankle', 'left_ankle'),
+}
+HEAD_SIZE_FACTOR = 0.6   # head size = 0.6 * diagonal of bbox_head
+MATCH_THRESHOLD = 0.5    # in head sizes
+
+_J = len(POSEVAL_JOINTS)
+
+
+class EvaluationError(ValueError):
+  """A ground-truth or prediction file cannot be evaluated; the message names it."""
+
+
+@dataclasses.dataclass
+class Frame:
+  """One evaluated frame, joints in poseval order, people without joints already dropped.
+
+  gt_xy [G, 15, 2], gt_has [G, 15] bool, head_size [G]; pred_xy [P, 15, 2], pred_has [P, 15],
+  pred_score [P, 15] (NaN where absent).
+  """
+
+  gt_xy: np.ndarray
+  gt_has: np.ndarray
+  head_size: np.ndarray
+  pred_xy: np.ndarray
+  pred_has: np.ndarray
+  pred_score: np.ndarray
+
+
+# --- Reading ------------------------------------------------------------------------------------
+
+def _load_json(path: pathlib.Path) -> dict[str, Any]:
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except json.JSONDecodeError as e:
+    raise EvaluationError(f'{path}: not valid JSON ({e})') from None
+  for key in ('images', 'annotations'):
+    if not isinstance(data.get(key), list):
+      raise EvaluationError(f'{path}: no "{key}" list (a PoseTrack 2018 file has images and '
+                            'annotations)')
+  return data
+
+
+def _keypoints(annotation: dict, where: str) -> np.ndarray | None:
+  """[17, 3] float64, or None for a person without keypoints."""
+  keypoints = annotation.get('keypoints')
+  if keypoints is None or len(keypoints) == 0:
+    return None
+  array = np.asarray(keypoints, dtype=np.float64)
+  if array.shape != (3 * NUM_JOINTS,) or not np.all(np.isfinite(array)):
+    raise EvaluationError(f'{where}: keypoints must be {3 * NUM_JOINTS} finite numbers '
+                          f'(x, y, v for each of the {NUM_JOINTS} joints), got '
+                          f'{np.shape(keypoints)}')
+  return array.reshape(NUM_JOINTS, 3)
+
+
+def _people(annotations: list[dict], with_scores: bool, where: str):
+  """(xy [N, 15, 2], has [N, 15], extra [N, ...]) of the people that have a joint; extra is the
+  scores [N, 15] (predictions) or the head sizes [N] (ground truth)."""
+  xys, hases, extras = [], [], []
+  for annotation in annotations:
+    here = f'{where}, annotation {annotation.get("id", "?")}'
+    keypoints = _keypoints(annotation, here)
+    if keypoints is None:
+      continue
+    k = keypoints[list(POSEVAL_TO_POSETRACK)]
+    has = ~((k[:, 0] == 0) & (k[:, 1] == 0) & (k[:, 2] == 0))
+    if not has.any():
+      continue
+    if with_scores:
+      scores = annotation.get('scores')
+      if scores is None or len(scores) != NUM_JOINTS:
+        raise EvaluationError(f'{here}: a prediction needs "scores", one per keypoint '
+                              f'({NUM_JOINTS}), got {None if scores is None else len(scores)}')
+      extra = np.asarray(scores, np.float64)[list(POSEVAL_TO_POSETRACK)]
+      extra = np.where(has, extra, np.nan)
+    else:
+      box = annotation.get('bbox_head')
+      if box is None or len(box) != 4:
+        raise EvaluationError(f'{here}: a ground-truth person with keypoints needs bbox_head '
+                              '[x, y, w, h] (the head size of the metric)')
+      # As poseval: corners first, then the diagonal of their difference.
+      x1, y1 = float(box[0]), float(box[1])
+      x2, y2 = x1 + float(box[2]), y1 + float(box[3])
+      extra = HEAD_SIZE_FACTOR * np.linalg.norm([x2 - x1, y2 - y1])
+    xys.append(k[:, :2])
+    hases.append(has)
+    extras.append(extra)
+  if not xys:
+    shape = (0, _J) if with_scores else (0,)
+    return np.zeros((0, _J, 2)), np.zeros((0, _J), bool), np.zeros(shape)
+  return np.stack(xys), np.stack(hases), np.stack(extras)
+
+
+def _polygons(image: dict, where: str) -> list[np.ndarray]:
+  xs, ys = image.get('ignore_regions_x') or [], image.get('ignore_regions_y') or []
+  if len(xs) != len(ys):
+    raise EvaluationError(f'{where}: ignore_regions_x and ignore_regions_y have different '
+                          f'lengths ({len(xs)} and {len(ys)})')
+  polygons = []
+  for px, py in zip(xs, ys, strict=True):
+    if len(px) != len(py):
+      raise EvaluationError(f'{where}: an ignore region has {len(px)} x and {len(py)} y values')
+    if len(px) >= 3:  # fewer vertices enclose nothing
+      polygons.append(np.stack([np.asarray(px, np.float64), np.asarray(py, np.float64)], -1))
+  return polygons
+
+
+def strictly_inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+  """[N] bool: points [N, 2] strictly inside polygon [V, 2] (even-odd rule; the boundary is
+  outside), as shapely's Polygon.contains decides for the ignore regions."""
+  if len(points) == 0:
+    return np.zeros(0, bool)
+  x, y = points[:, 0:1], points[:, 1:2]                       # [N, 1]
+  x1, y1 = polygon[:, 0], polygon[:, 1]                        # [V]
+  x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+  # Crossings of the ray to the right of each point (half-open in y: each vertex counted once).
+  straddles = (y1 > y) != (y2 > y)
+  with np.errstate(divide='ignore', invalid='ignore'):
+    x_cross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+  inside = (np.sum(straddles & (x < x_cross), axis=1) % 2) == 1
+  # On an edge: collinear with it and within its extent.
+  cross = (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1)
+  on_edge = ((cross == 0) & (np.minimum(x1, x2) <= x) & (x <= np.maximum(x1, x2))
+             & (np.minimum(y1, y2) <= y) & (y <= np.maximum(y1, y2)))
+  return inside & ~on_edge.any(axis=1)
+
+
+def _drop_ignored(xy: np.ndarray, has: np.ndarray, polygons: list[np.ndarray]) -> np.ndarray:
+  """`has` with the joints inside any polygon removed."""
+  if not polygons or not has.any():
+    return has
+  flat = xy.reshape(-1, 2)
+  ignored = np.zeros(len(flat), bool)
+  for polygon in polygons:
+    ignored |= strictly_inside(flat, polygon)
+  return has & ~ignored.reshape(has.shape)
+
+
+def load_video(gt_path: str | pathlib.Path, pred_path: str | pathlib.Path) -> list[Frame]:
+  """The evaluated frames of one video, in the ground truth's images order."""
+  gt_path, pred_path = pathlib.Path(gt_path), pathlib.Path(pred_path)
+  video = gt_path.stem
+  if not pred_path.exists():
+    raise EvaluationError(f'video {video}: no prediction file {pred_path}')
+  gt, pred = _load_json(gt_path), _load_json(pred_path)
+  if len(gt['images']) != len(pred['images']):
+    raise EvaluationError(
+        f'video {video}: the prediction file has {len(pred["images"])} images, the ground truth '
+        f'{len(gt["images"])} (frames pair by position: copy the ground truth\'s images list)')
+
+  def by_frame(data: dict, path: pathlib.Path) -> list[list[dict]]:
+    position = {}
+    for index, image in enumerate(data['images']):
+      if 'id' not in image and 'frame_id' not in image:
+        raise EvaluationError(f'{path}: image {index} has no id')
+      position[image.get('id', image.get('frame_id'))] = index
+    frames: list[list[dict]] = [[] for _ in data['images']]
+    for annotation in data['annotations']:
+      index = position.get(annotation.get('image_id'))
+      if index is None:
+        raise EvaluationError(f'{path}: annotation {annotation.get("id", "?")} has image_id '
+                              f'{annotation.get("image_id")}, which is not in its images list')
+      frames[index].append(annotation)
+    return frames
+
+  gt_frames, pred_frames = by_frame(gt, gt_path), by_frame(pred, pred_path)
+  frames = []
+  for index, image in enumerate(gt['images']):
+    if not gt_frames[index]:
+      continue  # no ground-truth annotation object: not evaluated
+    where = f'video {video}, frame {index}'
+    gt_xy, gt_has, head = _people(gt_frames[index], False, f'{gt_path} ({where})')
+    pr_xy, pr_has, score = _people(pred_frames[index], True, f'{pred_path} ({where})')
+    polygons = _polygons(image, f'{gt_path} ({where})')
+    gt_has, pr_has = _drop_ignored(gt_xy, gt_has, polygons), _drop_ignored(pr_xy, pr_has, polygons)
+    keep_gt, keep_pr = gt_has.any(1), pr_has.any(1)
+    frames.append(Frame(gt_xy[keep_gt], gt_has[keep_gt], head[keep_gt], pr_xy[keep_pr],
+                        pr_has[keep_pr], np.where(pr_has, score, np.nan)[keep_pr]))
+  return frames
+
+
+# --- Matching and AP ----------------------------------------------------------------------------
+
+def match_frame(frame: Frame) -> np.ndarray:
+  """[P, 15] bool: whether each predicted joint is a true positive (poseval's assignGTmulti)."""
+  num_pred, num_gt = len(frame.pred_has), len(frame.gt_has)
+  if num_pred == 0 or num_gt == 0:
+    return np.zeros((num_pred, _J), bool)
+  diff = frame.pred_xy[:, None] - frame.gt_xy[None]                        # [P, G, 15, 2]
+  dist = np.sqrt(diff[..., 0] ** 2 + diff[..., 1] ** 2) / frame.head_size[None, :, None]
+  both = frame.pred_has[:, None] & frame.gt_has[None]
+  match = both & (dist <= MATCH_THRESHOLD)                                 # [P, G, 15]
+  pck = match.sum(2) / frame.gt_has.sum(1)[None].astype(np.float64)        # [P, G]
+  # Each prediction keeps its best person only (first on ties) ...
+  best = np.argmax(pck, axis=1)
+  kept = np.where(np.arange(num_gt)[None] == best[:, None], pck, 0.0)
+  # ... then each person takes its best remaining prediction; pck 0 assigns nothing.
+  owner = np.argmax(kept, axis=0)                                          # [G]
+  owner[np.max(kept, axis=0) == 0] = -1
+  labels = np.zeros((num_pred, _J), bool)
+  for person, prediction in enumerate(owner):
+    if prediction >= 0:
+      labels[prediction] = match[prediction, person]
+  return labels
+
+
+def precision_recall(scores: np.ndarray, labels: np.ndarray, num_gt: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """poseval's computeRPC: the ranking is numpy's default argsort of scores, reversed."""
+  order = np.argsort(scores)[::-1]
+  true_positives = np.cumsum(labels[order] == 1)
+  with np.errstate(divide='ignore', invalid='ignore'):
+    recall = true_positives / num_gt
+  precision = true_positives / np.arange(1, len(scores) + 1)
+  return precision, recall
+
+
+def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
+  """VOC all-point interpolated average precision (recall ends at 1 with precision 0)."""
+  mrec = np.concatenate([[0.0], recall, [1.0]])
+  mpre = np.concatenate([[0.0], precision, [0.0]])
+  mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+  change = np.flatnonzero(mrec[1:] != mrec[:-1]) + 1
+  return float(np.sum((mrec[change] - mrec[change - 1]) * mpre[change]))
+
+
+def _metrics(frames: Sequence[Frame]) -> dict[str, Any]:
+  scores = [[] for _ in range(_J)]
+  labels = [[] for _ in range(_J)]
+  num_gt = np.zeros(_J)
+  for frame in frames:
+    matched = match_frame(frame)
+    num_gt += frame.gt_has.sum(0)
+    for j in range(_J):
+      present = frame.pred_has[:, j]
+      scores[j].append(frame.pred_score[present, j])
+      labels[j].append(matched[present, j])
+  ap, pre, rec = np.zeros(_J + 1), np.zeros(_J + 1), np.zeros(_J + 1)
+  for j in range(_J):
+    s = np.concatenate(scores[j]) if scores[j] else np.zeros(0)
+    if len(s) == 0:
+      continue  # no prediction of this joint: AP, precision and recall 0
+    precision, recall = precision_recall(s, np.concatenate(labels[j]), num_gt[j])
+    ap[j] = voc_ap(recall, precision) * 100
+    pre[j], rec[j] = precision[-1] * 100, recall[-1] * 100
+  ap[_J], pre[_J], rec[_J] = ap[:_J].mean(), pre[:_J].mean(), rec[:_J].mean()
+  names = {str(i): name for i, name in enumerate(POSEVAL_JOINTS)} | {str(_J): 'total'}
+  return {'ap': ap.tolist(), 'pre': pre.tolist(), 'rec': rec.tolist(), 'names': names,
+          'groups': groups(ap.tolist()), 'num_frames': len(frames),
+          'num_gt_joints': num_gt.astype(int).tolist()}
+
+
+def groups(ap: Sequence[float]) -> dict[str, float]:
+  """Head .. Ankle (means of their joints) and Total (the mean of the 15 joints) from the 16
+  numbers in poseval order."""
+  out = {name: float(np.mean([ap[POSEVAL_JOINTS.index(j)] for j in joints]))
+         for name, joints in GROUPS.items()}
+  out['Total'] = float(ap[_J])
+  return out
+
+
+def evaluate(gt_dir: str | pathlib.Path, pred_dir: str | pathlib.Path,
+             per_sequence: bool = False) -> dict[str, Any]:
+  """The official mAP of the prediction files in pred_dir against the ground truth in gt_dir.
+
+  Returns {'ap', 'pre', 'rec': 16 floats each (POSEVAL_JOINTS, then Total), 'names', 'groups',
+  'num_frames', 'num_gt_joints'}, and with per_sequence also 'sequences': {video: the same
+  computed on that video alone}.
+  """
+  gt_dir, pred_dir = pathlib.Path(gt_dir), pathlib.Path(pred_dir)
+  gt_files = sorted(gt_dir.glob('*.json'))
+  if not gt_files:
+    raise EvaluationError(f'no ground-truth *.json files in {gt_dir}')
+  videos = {path.stem: load_video(path, pred_dir / path.name) for path in gt_files}
+  result = _metrics([frame for frames in videos.values() for frame in frames])
+  if per_sequence:
+    result['sequences'] = {video: _metrics(frames) for video, frames in videos.items()}
+  return result
+
+
+def markdown_table(result: dict[str, Any], title: str = 'mAP') -> str:
+  """| title | Head | Shoulder | ... | Ankle | Total | with one row of `result`'s groups."""
+  names = [*GROUPS, 'Total']
+  values = ' | '.join(f'{result["groups"][n]:.1f}' for n in names)
+  return (f'| {title} | ' + ' | '.join(names) + ' |\n|' + '---|' * (len(names) + 1)
+          + f'\n| {result.get("label", "")} | {values} |')
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--gt', required=True, help='folder of ground-truth per-video JSON files')
+  parser.add_argument('--pred', required=True, help='folder of prediction files, same names')
+  parser.add_argument('--per_sequence', action='store_true', help='also one result per video')
+  parser.add_argument('--out', help='write the results JSON here')
+  args = parser.parse_args(argv)
+  try:
+    result = evaluate(args.gt, args.pred, per_sequence=args.per_sequence)
+  except EvaluationError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  result['label'] = pathlib.Path(args.pred).name
+  print(markdown_table(result, 'predictions'))
+  print(f'\n{result["num_frames"]} frames evaluated')
+  if args.out:
+    pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
