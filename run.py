@@ -4,6 +4,7 @@
     python run.py --config=configs/posewarper.py:stage1 --workdir=DIR       # stage 1
     python run.py --config=configs/posewarper.py:synthetic --workdir=DIR    # minutes on a CPU
     python run.py --config=configs/posewarper.py --config.data.max_gap=1 ...  # any field
+    python run.py --config=configs/posewarper.py --workdir=DIR --mode=eval    # the mAP table
 
 Several processes (GPU clusters, TPU pods): see posewarper_jax/multihost.py.
 """
@@ -17,7 +18,10 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'the experiment (configs/posewarper.py[:variants])',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'where checkpoints, logs and results go (resumes from it)')
-flags.DEFINE_enum('mode', 'train', ['train'], 'train: the stages in config.stages, in order')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
+                  'train: the stages in config.stages, in order; eval: single-frame and '
+                  'aggregated mAP on config.eval.split (predictions and tables in '
+                  '<workdir>/eval)')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -30,7 +34,7 @@ def main(argv):
   # Imported after the distributed runtime is up: nothing may touch the devices before it.
   import jax
 
-  from posewarper_jax import train
+  from posewarper_jax import evaluate, train
 
   config = FLAGS.config
   print(f'posewarper_jax: {FLAGS.mode} in {FLAGS.workdir}; process {jax.process_index()} of '
@@ -40,6 +44,8 @@ def main(argv):
     train.write_config(config, FLAGS.workdir)
     for stage in config.stages:
       train.train_stage(config, FLAGS.workdir, stage)
+  elif FLAGS.mode == 'eval':
+    evaluate.evaluate(config, FLAGS.workdir)
 
 
 if __name__ == '__main__':

@@ -93,6 +93,19 @@ def _paper() -> ml_collections.ConfigDict:
       checkpoint_every=1000,   # steps between checkpoints (and at the end, and on SIGTERM)
       keep_checkpoints=3,
   ))
+  # Evaluation (spec 3 and 5): run.py --mode=eval.
+  config.eval = ml_collections.ConfigDict(dict(
+      split='validation',
+      # The network: '' = <workdir>/stage2 (else <workdir>/stage1 for the single-frame row);
+      # or a run, a converted checkpoint or a .pth.
+      checkpoint='',
+      boxes='gt',              # 'gt', or a detection JSON (COCO results or the release's list)
+      min_box_score=0.2,       # detector boxes kept (the release: 0.2)
+      aggregate=True,          # also the spatiotemporal aggregation row (needs stage 2)
+      flip_test=False,         # the release: off
+      neck_from_shoulders=False,  # the release's "neck"; only to compare with its tables
+      batch=32,
+  ))
   return config
 
 

@@ -1,0 +1,146 @@
+"""run.py --mode=eval: single-frame and aggregated poses on a split, written and scored.
+
+    results = evaluate(config, workdir)   # {'single frame': posetrack_map result, ...}
+
+For every box (ground truth, or a detector's with score >= config.eval.min_box_score) of the
+split's labeled frames: the single-frame network's heatmaps, and with config.eval.aggregate the
+spatiotemporal aggregation of spec 3 (frames delta in AGGREGATION_DELTAS, warped to the current
+frame and weighted), optionally with the flip test; decoded (inference.decode), written as
+per-video PoseTrack 2018 prediction files and scored with the official mAP. Everything lands in
+<workdir>/eval/<split>/: <row>/predictions/*.json, results.json and results.md.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from posewarper_jax import inference, train
+from posewarper_jax.data import source
+from posewarper_jax.data.pipeline import (
+  EvalInput,
+  detection_boxes,
+  evaluation_dataset,
+  ground_truth_boxes,
+)
+from posewarper_jax.metrics import posetrack_map
+from posewarper_jax.models import AGGREGATION_DELTAS, PoseWarper, create_model
+
+# TFDS split names -> the official annotation folders.
+SPLIT_DIRS = {'train': 'train', 'validation': 'val', 'test': 'test'}
+ROWS = ('single frame', 'aggregation')
+
+
+def network_path(config, workdir: pathlib.Path) -> pathlib.Path:
+  """config.eval.checkpoint, else this run's stage 2, else its stage 1."""
+  if config.eval.checkpoint:
+    return pathlib.Path(config.eval.checkpoint).expanduser()
+  for stage in (2, 1):
+    if (workdir / f'stage{stage}' / 'checkpoints').is_dir():
+      return workdir / f'stage{stage}'
+  raise FileNotFoundError(f'nothing to evaluate: no checkpoints in {workdir}/stage2 or '
+                          f'{workdir}/stage1, and config.eval.checkpoint is empty')
+
+
+def _heatmap_functions(model: PoseWarper, flip_test: bool) -> dict[str, Callable]:
+  """Row name -> jitted (variables, frames uint8 [N, T, H, W, 3]) -> heatmaps [N, h, w, J]."""
+
+  def with_flip(fn):
+    if not flip_test:
+      return fn
+    # HRNet's flip test: the mirrored crops' heatmaps, mirrored back, averaged with the plain.
+    def flipped(variables, frames):
+      back = inference.flip_back(fn(variables, frames[:, :, :, ::-1]))
+      return 0.5 * (fn(variables, frames) + back)
+    return flipped
+
+  def single(variables, frames):
+    return model.apply(variables, train.normalize(frames[:, 0]), method=PoseWarper.single_frame)
+
+  def aggregated(variables, frames):
+    return model.apply(variables, train.normalize(frames), method=PoseWarper.aggregate)
+
+  return {'single frame': jax.jit(with_flip(single)), 'aggregation': jax.jit(with_flip(aggregated))}
+
+
+def predict(config, workdir: str | pathlib.Path) -> dict[str, tuple[np.ndarray, np.ndarray,
+                                                                     np.ndarray]]:
+  """Row -> (image_ids [N], xy [N, 17, 2] frame pixels, scores [N, 17]) over the split's boxes."""
+  workdir = pathlib.Path(workdir)
+  settings = config.eval
+  if settings.split not in SPLIT_DIRS:
+    raise ValueError(f'config.eval.split must be one of {", ".join(SPLIT_DIRS)}, '
+                     f'got {settings.split!r}')
+  records, table = source.open_split(config, workdir, settings.split)
+  if settings.boxes == 'gt':
+    boxes = ground_truth_boxes(records, table)
+  else:
+    boxes = detection_boxes(settings.boxes, records, table, settings.min_box_score)
+  if len(boxes.record) == 0:
+    raise ValueError(f'config.eval.boxes={settings.boxes!r}: no box on a labeled frame of the '
+                     f'{settings.split} split')
+  path = network_path(config, workdir)
+  variables = train.load_pretrained(path)
+  has_head = 'warper' in variables['params']
+  rows = [r for r in ROWS if r == 'single frame' or (settings.aggregate and has_head)]
+  if settings.aggregate and not has_head:
+    print(f'eval: {path} has no warping head; only the single-frame row', flush=True)
+  print(f'eval: {path} on {len(boxes.record)} boxes ({settings.boxes}) of the '
+        f'{settings.split} split: {", ".join(rows)}', flush=True)
+
+  model = create_model(config)
+  functions = _heatmap_functions(model, settings.flip_test)
+  deltas = AGGREGATION_DELTAS if 'aggregation' in rows else (0,)
+  stream = evaluation_dataset(records, table, boxes, EvalInput(
+      image_size=tuple(config.image_size), deltas=deltas, batch=settings.batch))
+  variables = jax.device_put(variables)
+  outputs = {row: ([], []) for row in rows}
+  kept_records = []
+  for batch in stream:
+    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items()}
+    valid = flat['valid']
+    kept_records.append(flat['record'][valid])
+    for row in rows:
+      heatmaps = np.asarray(functions[row](variables, flat['frames']))[valid]
+      xy, peak = inference.decode(heatmaps, flat['center'][valid], flat['scale'][valid])
+      outputs[row][0].append(xy)
+      outputs[row][1].append(peak * flat['score'][valid][:, None])
+  record_index = np.concatenate(kept_records)
+  image_id_of = {int(r): int(records[int(r)]['image_id']) for r in np.unique(record_index)}
+  image_ids = np.asarray([image_id_of[int(r)] for r in record_index], np.int64)
+  return {row: (image_ids, np.concatenate(xy), np.concatenate(scores))
+          for row, (xy, scores) in outputs.items()}
+
+
+def evaluate(config, workdir: str | pathlib.Path) -> dict[str, dict]:
+  """Predicts, writes and scores every row; returns row -> the posetrack_map result."""
+  workdir = pathlib.Path(workdir)
+  gt_dir = source.dataset_root(config, workdir) / 'annotations' / SPLIT_DIRS[config.eval.split]
+  out = workdir / 'eval' / SPLIT_DIRS[config.eval.split]
+  results = {}
+  for row, (image_ids, xy, scores) in predict(config, workdir).items():
+    if config.eval.neck_from_shoulders:
+      xy, scores = inference.neck_from_shoulders(xy, scores)
+    pred_dir = out / row.replace(' ', '_') / 'predictions'
+    if jax.process_index() == 0:
+      inference.write_predictions(pred_dir, gt_dir, image_ids, xy, scores)
+      results[row] = posetrack_map.evaluate(gt_dir, pred_dir)
+      results[row]['label'] = row
+  if jax.process_index() == 0:
+    (out / 'results.json').write_text(json.dumps(results, indent=1))
+    table = results_table(results, f'{config.eval.split}, {config.eval.boxes} boxes')
+    (out / 'results.md').write_text(table + '\n')
+    print(table, flush=True)
+    print(f'eval: predictions and results in {out}', flush=True)
+  return results
+
+
+def results_table(results: dict[str, dict], title: str) -> str:
+  """Markdown: one row per result, Head .. Ankle and Total (mAP)."""
+  lines = [posetrack_map.markdown_table(result, title).splitlines() for result in
+           results.values()]
+  return '\n'.join(lines[0][:2] + [line[2] for line in lines])

@@ -1,0 +1,169 @@
+"""Decoding, prediction files and run.py --mode=eval: an oracle that renders the ground truth
+as heatmaps must score 100 through decode -> write_predictions -> the official mAP; a tiny
+trained run goes through the whole evaluation."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from posewarper_jax import evaluate, inference, train
+from posewarper_jax.data import source, transforms
+from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS, flip_permutation
+from posewarper_jax.data.pipeline import ground_truth_boxes
+from posewarper_jax.data.synthetic import generate
+from posewarper_jax.metrics import posetrack_map
+from tests.test_train import ROOT, tiny_config, tiny_overrides
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+  root = tmp_path_factory.mktemp('posetrack18_eval')
+  generate(root, seed=5, num_train=2, num_val=2, num_test=0, frames=24, width=192, height=144)
+  return root
+
+
+def _crop_geometry(box, image_size):
+  height, width = image_size
+  return transforms.box_to_center_scale(box, width / height)
+
+
+# --- Decoding -----------------------------------------------------------------------------------
+
+def test_decode_quarter_pixel_shift_and_inverse_affine():
+  h, w, joints = 16, 12, NUM_JOINTS
+  heatmaps = np.zeros((1, h, w, joints), np.float32)
+  heatmaps[0, 7, 5, 0] = 1.0      # joint 0: peak (x 5, y 7), right and upper neighbours larger
+  heatmaps[0, 7, 6, 0] = 0.5
+  heatmaps[0, 6, 5, 0] = 0.4
+  heatmaps[0, 0, 3, 1] = 0.8      # joint 1: on the border row: no shift
+  heatmaps[0, 1, 3, 1] = 0.7
+  heatmaps[0, 9, 1, 2] = 0.6      # joint 2: x = 1 is not 'inside' for HRNet (1 < px): no shift
+  heatmaps[0, 9, 2, 2] = 0.5
+  heatmaps[..., 3] = -1.0         # joint 3: no positive peak: the corner (0, 0)
+  center, scale = np.array([[100.0, 50.0]]), np.array([[0.6, 0.8]])
+  xy, peak = inference.decode(heatmaps, center, scale)
+  # Heatmap (x, y) -> frame: center + (x - w / 2, y - h / 2) * scale * 200 / w.
+  to_frame = lambda x, y: center[0] + (np.array([x, y]) - [w / 2, h / 2]) * scale[0, 0] * 200 / w
+  np.testing.assert_allclose(xy[0, 0], to_frame(5.25, 6.75), atol=1e-3)
+  np.testing.assert_allclose(xy[0, 1], to_frame(3, 0), atol=1e-3)
+  np.testing.assert_allclose(xy[0, 2], to_frame(1, 9), atol=1e-3)
+  np.testing.assert_allclose(xy[0, 3], to_frame(0, 0), atol=1e-3)
+  np.testing.assert_allclose(peak[0, :4], [1.0, 0.8, 0.6, -1.0])
+
+
+def test_flip_back_undoes_a_mirrored_crop():
+  rng = np.random.default_rng(0)
+  heatmaps = rng.uniform(size=(2, 8, 6, NUM_JOINTS)).astype(np.float32)
+  mirrored = heatmaps[:, :, ::-1]  # a mirrored crop's heatmaps, joints still named as seen
+  swap = list(flip_permutation())
+  back = np.asarray(inference.flip_back(mirrored[..., swap]))
+  # HRNet shifts the mirrored map one pixel right: column x holds the original's column x - 1.
+  np.testing.assert_array_equal(back[:, :, 1:], heatmaps[:, :, :-1])
+  left, right = JOINT_INDEX['left_wrist'], JOINT_INDEX['right_wrist']
+  assert swap[left] == right
+
+
+def test_an_oracle_scores_as_the_ground_truth_itself(data_root, tmp_path):
+  """Gaussian heatmaps of the ground truth in each box's crop -> decode -> files -> mAP equals
+  the mAP of the ground truth's own coordinates written as predictions."""
+  config = tiny_config(data_root)
+  records, table = source.open_split(config, data_root, 'validation')
+  boxes = ground_truth_boxes(records, table)
+  image_size = (256, 192)  # (H, W) crops, 64x48 heatmaps
+  heatmaps, centers, scales, image_ids, truth = [], [], [], [], []
+  for record, box, annotation_id in zip(boxes.record, boxes.box, boxes.annotation_id,
+                                        strict=True):
+    frame = records[int(record)]
+    person = list(frame['people']['annotation_id']).index(annotation_id)
+    keypoints = np.asarray(frame['people']['keypoints'][person], np.float64)
+    center, scale = _crop_geometry(box, image_size)
+    matrix = transforms.crop_transform(center, scale, 0.0, image_size[::-1])
+    in_crop = transforms.transform_keypoints(keypoints, matrix)
+    maps, _ = transforms.gaussian_targets(in_crop, image_size[::-1], (48, 64), sigma=2.0)
+    heatmaps.append(maps)
+    centers.append(center)
+    scales.append(scale)
+    image_ids.append(int(frame['image_id']))
+    truth.append(keypoints)
+  xy, peak = inference.decode(np.stack(heatmaps), np.stack(centers), np.stack(scales))
+  # The decoded points are a fraction of a pixel off; an ignore region's edge between a point
+  # and its decoded copy would decide differently for the two, so this comparison drops them.
+  gt_dir = _without_ignore_regions(data_root / 'annotations' / 'val', tmp_path / 'gt')
+  assert inference.write_predictions(tmp_path / 'oracle', gt_dir, image_ids, xy, peak) == 2
+  truth = np.stack(truth)  # unannotated joints (0, 0) scored 0, as the oracle's empty maps
+  inference.write_predictions(tmp_path / 'truth', gt_dir, image_ids, truth[..., :2],
+                              (truth[..., 2] > 0).astype(np.float64))
+  oracle = posetrack_map.evaluate(gt_dir, tmp_path / 'oracle')
+  exact = posetrack_map.evaluate(gt_dir, tmp_path / 'truth')
+  np.testing.assert_allclose(oracle['ap'], exact['ap'], atol=1e-9)
+  assert oracle['ap'][15] > 95
+  # The files are what the official format says: the ground truth's images, 17 scores each.
+  name = next((tmp_path / 'oracle').glob('*.json')).name
+  written = json.loads((tmp_path / 'oracle' / name).read_text())
+  assert written['images'] == json.loads((gt_dir / name).read_text())['images']
+  assert all(len(a['scores']) == NUM_JOINTS and len(a['keypoints']) == 3 * NUM_JOINTS
+             for a in written['annotations'])
+  # ... and predictions moved by a few head sizes score near 0: the comparison is not vacuous.
+  worse = posetrack_map.evaluate(gt_dir, _shifted(tmp_path / 'oracle', tmp_path / 'moved', 60.0))
+  assert worse['ap'][15] < 10
+
+
+def _without_ignore_regions(gt_dir: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
+  out.mkdir()
+  for path in gt_dir.glob('*.json'):
+    data = json.loads(path.read_text())
+    for image in data['images']:
+      image.pop('ignore_regions_x', None)
+      image.pop('ignore_regions_y', None)
+    (out / path.name).write_text(json.dumps(data))
+  return out
+
+
+def _shifted(pred_dir: pathlib.Path, out: pathlib.Path, dx: float) -> pathlib.Path:
+  out.mkdir()
+  for path in pred_dir.glob('*.json'):
+    data = json.loads(path.read_text())
+    for a in data['annotations']:
+      a['keypoints'] = [v + dx if i % 3 == 0 else v for i, v in enumerate(a['keypoints'])]
+    (out / path.name).write_text(json.dumps(data))
+  return out
+
+
+def test_write_predictions_rejects_frames_of_no_video(tmp_path, data_root):
+  gt_dir = data_root / 'annotations' / 'val'
+  with pytest.raises(ValueError, match='in no ground-truth file'):
+    inference.write_predictions(tmp_path, gt_dir, [123], np.zeros((1, NUM_JOINTS, 2)),
+                                np.ones((1, NUM_JOINTS)))
+
+
+# --- run.py --mode=eval -------------------------------------------------------------------------
+
+def test_eval_mode_on_a_tiny_trained_run(data_root, tmp_path):
+  config = tiny_config(data_root, stages=(1, 2), num_steps=2, checkpoint_every=2)
+  for stage in (1, 2):
+    train.train_stage(config, tmp_path, stage)
+  command = [sys.executable, str(ROOT / 'run.py'), '--config=configs/posewarper.py:synthetic',
+             f'--workdir={tmp_path}', '--mode=eval', *tiny_overrides(data_root),
+             '--config.eval.batch=8', '--config.eval.flip_test=True']
+  done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+  out = tmp_path / 'eval' / 'val'
+  results = json.loads((out / 'results.json').read_text())
+  assert list(results) == ['single frame', 'aggregation']
+  for row in results.values():
+    assert len(row['ap']) == 16 and 0 <= row['groups']['Total'] <= 100
+  table = (out / 'results.md').read_text()
+  assert '| single frame |' in table and '| aggregation |' in table and 'Total' in table
+  assert len(list((out / 'aggregation' / 'predictions').glob('*.json'))) == 2
+
+
+def test_eval_without_a_network_says_where_it_looked(data_root, tmp_path):
+  config = tiny_config(data_root)
+  with pytest.raises(FileNotFoundError, match='nothing to evaluate.*stage2'):
+    evaluate.evaluate(config, tmp_path)
