@@ -5,6 +5,7 @@
     python run.py --config=configs/posewarper.py:synthetic --workdir=DIR    # minutes on a CPU
     python run.py --config=configs/posewarper.py --config.data.max_gap=1 ...  # any field
     python run.py --config=configs/posewarper.py --workdir=DIR --mode=eval    # the mAP table
+    python run.py --config=configs/posewarper.py --workdir=DIR --mode=propagate
 
 Several processes (GPU clusters, TPU pods): see posewarper_jax/multihost.py.
 """
@@ -18,10 +19,11 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'the experiment (configs/posewarper.py[:variants])',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'where checkpoints, logs and results go (resumes from it)')
-flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'propagate'],
                   'train: the stages in config.stages, in order; eval: single-frame and '
-                  'aggregated mAP on config.eval.split (predictions and tables in '
-                  '<workdir>/eval)')
+                  'aggregated mAP on config.eval.split (<workdir>/eval); propagate: video pose '
+                  'propagation against copying labels and the single-frame network '
+                  '(<workdir>/propagate)')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -34,7 +36,7 @@ def main(argv):
   # Imported after the distributed runtime is up: nothing may touch the devices before it.
   import jax
 
-  from posewarper_jax import evaluate, train
+  from posewarper_jax import evaluate, propagate, train
 
   config = FLAGS.config
   print(f'posewarper_jax: {FLAGS.mode} in {FLAGS.workdir}; process {jax.process_index()} of '
@@ -46,6 +48,8 @@ def main(argv):
       train.train_stage(config, FLAGS.workdir, stage)
   elif FLAGS.mode == 'eval':
     evaluate.evaluate(config, FLAGS.workdir)
+  elif FLAGS.mode == 'propagate':
+    propagate.propagate(config, FLAGS.workdir)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -33,6 +33,14 @@ from posewarper_jax.models import AGGREGATION_DELTAS, PoseWarper, create_model
 # TFDS split names -> the official annotation folders.
 SPLIT_DIRS = {'train': 'train', 'validation': 'val', 'test': 'test'}
 ROWS = ('single frame', 'aggregation')
+
+
+def split_dir(config) -> str:
+  """The official annotation folder of config.eval.split."""
+  if config.eval.split not in SPLIT_DIRS:
+    raise ValueError(f'config.eval.split must be one of {", ".join(SPLIT_DIRS)}, '
+                     f'got {config.eval.split!r}')
+  return SPLIT_DIRS[config.eval.split]
 
 
 def network_path(config, workdir: pathlib.Path) -> pathlib.Path:
@@ -72,9 +80,7 @@ def predict(config, workdir: str | pathlib.Path) -> dict[str, tuple[np.ndarray, 
   """Row -> (image_ids [N], xy [N, 17, 2] frame pixels, scores [N, 17]) over the split's boxes."""
   workdir = pathlib.Path(workdir)
   settings = config.eval
-  if settings.split not in SPLIT_DIRS:
-    raise ValueError(f'config.eval.split must be one of {", ".join(SPLIT_DIRS)}, '
-                     f'got {settings.split!r}')
+  split_dir(config)
   records, table = source.open_split(config, workdir, settings.split)
   if settings.boxes == 'gt':
     boxes = ground_truth_boxes(records, table)
@@ -91,12 +97,18 @@ def predict(config, workdir: str | pathlib.Path) -> dict[str, tuple[np.ndarray, 
     print(f'eval: {path} has no warping head; only the single-frame row', flush=True)
   print(f'eval: {path} on {len(boxes.record)} boxes ({settings.boxes}) of the '
         f'{settings.split} split: {", ".join(rows)}', flush=True)
+  return infer_boxes(config, records, table, boxes, variables, rows, settings.flip_test)
 
+
+def infer_boxes(config, records, table, boxes, variables, rows: Sequence[str],
+                flip_test: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """Row ('single frame', 'aggregation') -> (image_ids [N], xy [N, 17, 2], scores [N, 17]) of
+  the boxes, in box order: crops, heatmaps, decoding, scores times the box scores."""
   model = create_model(config)
-  functions = _heatmap_functions(model, settings.flip_test)
+  functions = _heatmap_functions(model, flip_test)
   deltas = AGGREGATION_DELTAS if 'aggregation' in rows else (0,)
   stream = evaluation_dataset(records, table, boxes, EvalInput(
-      image_size=tuple(config.image_size), deltas=deltas, batch=settings.batch))
+      image_size=tuple(config.image_size), deltas=deltas, batch=config.eval.batch))
   variables = jax.device_put(variables)
   outputs = {row: ([], []) for row in rows}
   kept_records = []
@@ -109,18 +121,22 @@ def predict(config, workdir: str | pathlib.Path) -> dict[str, tuple[np.ndarray, 
       xy, peak = inference.decode(heatmaps, flat['center'][valid], flat['scale'][valid])
       outputs[row][0].append(xy)
       outputs[row][1].append(peak * flat['score'][valid][:, None])
-  record_index = np.concatenate(kept_records)
-  image_id_of = {int(r): int(records[int(r)]['image_id']) for r in np.unique(record_index)}
-  image_ids = np.asarray([image_id_of[int(r)] for r in record_index], np.int64)
+  image_ids = image_ids_of(records, np.concatenate(kept_records))
   return {row: (image_ids, np.concatenate(xy), np.concatenate(scores))
           for row, (xy, scores) in outputs.items()}
+
+
+def image_ids_of(records, record_index: np.ndarray) -> np.ndarray:
+  """The PoseTrack image ids of records (each record read once)."""
+  ids = {int(r): int(records[int(r)]['image_id']) for r in np.unique(record_index)}
+  return np.asarray([ids[int(r)] for r in record_index], np.int64)
 
 
 def evaluate(config, workdir: str | pathlib.Path) -> dict[str, dict]:
   """Predicts, writes and scores every row; returns row -> the posetrack_map result."""
   workdir = pathlib.Path(workdir)
-  gt_dir = source.dataset_root(config, workdir) / 'annotations' / SPLIT_DIRS[config.eval.split]
-  out = workdir / 'eval' / SPLIT_DIRS[config.eval.split]
+  gt_dir = source.dataset_root(config, workdir) / 'annotations' / split_dir(config)
+  out = workdir / 'eval' / split_dir(config)
   results = {}
   for row, (image_ids, xy, scores) in predict(config, workdir).items():
     if config.eval.neck_from_shoulders:
