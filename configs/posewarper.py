@@ -106,6 +106,15 @@ def _paper() -> ml_collections.ConfigDict:
       neck_from_shoulders=False,  # the release's "neck"; only to compare with its tables
       batch=32,
   ))
+  # run.py --mode=infer: a user's own video or frame folder.
+  config.infer = ml_collections.ConfigDict(dict(
+      input='',                # a video file (.mp4, ...) or a folder of frames
+      # A JSON list of {"frame": index or file name, "bbox": [x, y, w, h], "score": s}; '' puts
+      # one box around the whole frame (a single person).
+      boxes='',
+      aggregate=True,          # PoseWarper's aggregation over frames -2..+2 (needs stage 2)
+      min_score=0.2,           # joints drawn from this score up
+  ))
   return config
 
 

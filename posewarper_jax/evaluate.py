@@ -54,7 +54,7 @@ def network_path(config, workdir: pathlib.Path) -> pathlib.Path:
                           f'{workdir}/stage1, and config.eval.checkpoint is empty')
 
 
-def _heatmap_functions(model: PoseWarper, flip_test: bool) -> dict[str, Callable]:
+def heatmap_functions(model: PoseWarper, flip_test: bool) -> dict[str, Callable]:
   """Row name -> jitted (variables, frames uint8 [N, T, H, W, 3]) -> heatmaps [N, h, w, J]."""
 
   def with_flip(fn):
@@ -105,7 +105,7 @@ def infer_boxes(config, records, table, boxes, variables, rows: Sequence[str],
   """Row ('single frame', 'aggregation') -> (image_ids [N], xy [N, 17, 2], scores [N, 17]) of
   the boxes, in box order: crops, heatmaps, decoding, scores times the box scores."""
   model = create_model(config)
-  functions = _heatmap_functions(model, flip_test)
+  functions = heatmap_functions(model, flip_test)
   deltas = AGGREGATION_DELTAS if 'aggregation' in rows else (0,)
   stream = evaluation_dataset(records, table, boxes, EvalInput(
       image_size=tuple(config.image_size), deltas=deltas, batch=config.eval.batch))

@@ -1,0 +1,109 @@
+"""Rendering (skeletons, grids, MP4) and run.py --mode=infer on a frame folder and on the real
+clip of the PoseTrack18 sample."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from posewarper_jax import infer, render, train
+from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS
+from posewarper_jax.data.synthetic import generate
+from tests.test_train import ROOT, tiny_config, tiny_overrides
+
+CLIP = (pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
+        / 'videos')
+
+
+def test_draw_poses_colours_confident_joints_and_skips_the_rest():
+  frame = np.zeros((100, 120, 3), np.uint8)
+  xy = np.zeros((1, NUM_JOINTS, 2))
+  scores = np.zeros((1, NUM_JOINTS))
+  xy[0, JOINT_INDEX['nose']] = (30, 40)
+  scores[0, JOINT_INDEX['nose']] = 1.0
+  xy[0, JOINT_INDEX['left_wrist']] = (90, 60)
+  scores[0, JOINT_INDEX['left_wrist']] = 0.1  # below the threshold: not drawn
+  image = render.draw_poses(frame, xy, scores, threshold=0.2)
+  assert tuple(image[40, 30]) == render.score_colour(1.0)
+  assert image[40, 30, 0] > 100 and image[40, 30, 2] < 100  # red for a confident joint
+  assert not image[55:66, 85:96].any()
+  assert not frame.any()  # the input is not drawn on
+
+
+def test_grid_video_and_frame_folder_round_trip(tmp_path):
+  rng = np.random.default_rng(0)
+  frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(4)]
+  assert render.grid(frames, columns=3).shape == (2 * 48 + 4, 3 * 64 + 8, 3)
+  render.write_video(frames, tmp_path / 'v.mp4', fps=5)
+  back, names, fps = render.read_frames(tmp_path / 'v.mp4')
+  assert len(back) == 4 and back[0].shape == (48, 64, 3) and fps == pytest.approx(5)
+  assert names == ['000000', '000001', '000002', '000003']
+  for i, frame in enumerate(frames):
+    render.save_image(frame, tmp_path / 'folder' / f'{i:03d}.png')
+  back, names, _ = render.read_frames(tmp_path / 'folder')
+  assert names == ['000.png', '001.png', '002.png', '003.png']
+  np.testing.assert_array_equal(back[2], frames[2])  # PNG is lossless; RGB order kept
+
+
+def test_reading_the_real_clip():
+  if not CLIP.exists():
+    pytest.skip(f'the PoseTrack18 sample clip is not at {CLIP} (../shared)')
+  folder, _, _ = render.read_frames(CLIP / '000001_mpiinew_test')
+  video, _, _ = render.read_frames(next(CLIP.rglob('*.mp4')))
+  assert len(folder) == len(video) == 5 and folder[0].shape == video[0].shape == (720, 1280, 3)
+
+
+def test_bad_inputs_are_named(tmp_path):
+  with pytest.raises(FileNotFoundError, match='nothing.mp4'):
+    render.read_frames(tmp_path / 'nothing.mp4')
+  boxes = tmp_path / 'boxes.json'
+  boxes.write_text(json.dumps([{'frame': 'missing.jpg', 'bbox': [0, 0, 5, 5]}]))
+  with pytest.raises(ValueError, match="box 0: frame 'missing.jpg'"):
+    infer.read_boxes(str(boxes), ['a.jpg'], [(10, 10)])
+  boxes.write_text(json.dumps([{'frame': 0, 'bbox': [0, 0, -5, 5]}]))
+  with pytest.raises(ValueError, match='box 0: bbox must be'):
+    infer.read_boxes(str(boxes), ['a.jpg'], [(10, 10)])
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+  root = tmp_path_factory.mktemp('posetrack18_infer')
+  generate(root, seed=9, num_train=1, num_val=1, num_test=0, frames=24, width=192, height=144)
+  workdir = tmp_path_factory.mktemp('run')
+  config = tiny_config(root, stages=(1, 2), num_steps=1, checkpoint_every=1)
+  for stage in (1, 2):
+    train.train_stage(config, workdir, stage)
+  return root, workdir
+
+
+def test_infer_mode_on_a_frame_folder_with_boxes(tiny_run, tmp_path):
+  root, workdir = tiny_run
+  folder = sorted((root / 'images' / 'val').iterdir())[0]
+  names = sorted(p.name for p in folder.glob('*.jpg'))[:6]
+  clip = tmp_path / 'clip'
+  clip.mkdir()
+  for name in names:
+    (clip / name).write_bytes((folder / name).read_bytes())
+  boxes = tmp_path / 'boxes.json'
+  boxes.write_text(json.dumps([{'frame': names[0], 'bbox': [10, 10, 60, 100], 'score': 0.9},
+                               {'frame': 3, 'bbox': [80, 20, 50, 90]},
+                               {'frame': 3, 'bbox': [20, 20, 50, 90]}]))
+  command = [sys.executable, str(ROOT / 'run.py'), '--config=configs/posewarper.py:synthetic',
+             f'--workdir={workdir}', '--mode=infer', *tiny_overrides(root),
+             f'--config.infer.input={clip}', f'--config.infer.boxes={boxes}']
+  done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+  out = workdir / 'infer' / 'clip'
+  predictions = json.loads((out / 'predictions.json').read_text())
+  assert predictions['mode'] == 'aggregation'
+  assert [len(f['people']) for f in predictions['frames']] == [1, 0, 0, 2, 0, 0]
+  person = predictions['frames'][0]['people'][0]
+  assert np.asarray(person['keypoints']).shape == (NUM_JOINTS, 3) and person['box_score'] == 0.9
+  frames, _, _ = render.read_frames(out / 'poses.mp4')
+  assert len(frames) == 6 and frames[0].shape == (144, 192, 3)
+  assert (out / 'grid.png').exists()
