@@ -6,6 +6,7 @@
     python run.py --config=configs/posewarper.py --config.data.max_gap=1 ...  # any field
     python run.py --config=configs/posewarper.py --workdir=DIR --mode=eval    # the mAP table
     python run.py --config=configs/posewarper.py --workdir=DIR --mode=propagate
+    python run.py --config=configs/posewarper.py --workdir=DIR --mode=augment    # enlarged set
     python run.py --config=configs/posewarper.py --workdir=DIR --mode=infer \
         --config.infer.input=clip.mp4                                        # own video
 
@@ -21,11 +22,12 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'the experiment (configs/posewarper.py[:variants])',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'where checkpoints, logs and results go (resumes from it)')
-flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'propagate', 'infer'],
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'propagate', 'augment', 'infer'],
                   'train: the stages in config.stages, in order; eval: single-frame and '
                   'aggregated mAP on config.eval.split (<workdir>/eval); propagate: video pose '
                   'propagation against copying labels and the single-frame network '
-                  '(<workdir>/propagate); infer: poses on config.infer.input, a video or '
+                  '(<workdir>/propagate); augment: training labels propagated to their '
+                  'neighbours (<workdir>/augment); infer: poses on config.infer.input, a video or '
                   'a frame folder (<workdir>/infer)')
 flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -39,7 +41,7 @@ def main(argv):
   # Imported after the distributed runtime is up: nothing may touch the devices before it.
   import jax
 
-  from posewarper_jax import evaluate, infer, propagate, train
+  from posewarper_jax import augment, evaluate, infer, propagate, train
 
   config = FLAGS.config
   print(f'posewarper_jax: {FLAGS.mode} in {FLAGS.workdir}; process {jax.process_index()} of '
@@ -53,6 +55,8 @@ def main(argv):
     evaluate.evaluate(config, FLAGS.workdir)
   elif FLAGS.mode == 'propagate':
     propagate.propagate(config, FLAGS.workdir)
+  elif FLAGS.mode == 'augment':
+    augment.augment(config, FLAGS.workdir)
   elif FLAGS.mode == 'infer':
     infer.infer(config, FLAGS.workdir)
 

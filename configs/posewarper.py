@@ -153,12 +153,20 @@ def _synthetic(config: ml_collections.ConfigDict) -> None:
   config.train.update(log_every=10, checkpoint_every=100)
 
 
+def _augmented(config: ml_collections.ConfigDict) -> None:
+  """Stage 1 retrained on a training set enlarged with propagated labels (run.py
+  --mode=augment writes it; point config.data.root at it)."""
+  config.stages = (1,)
+  config.data.synthetic = False
+
+
 VARIANTS = {
     'stage1': _stage1,
     'stage2': _stage2,
     'w32': _w32,
     'small': _small,
     'synthetic': _synthetic,
+    'augmented': _augmented,
 }
 
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from posewarper_jax import convert, propagate, train
+from posewarper_jax import augment, convert, propagate, train
 from posewarper_jax.data import source
 from posewarper_jax.data.synthetic import generate
 from tests.test_train import tiny_config
@@ -23,12 +23,20 @@ def data_root(tmp_path_factory):
   return root
 
 
-def test_an_identity_head_returns_the_labeled_gaussians(data_root, tmp_path):
+@pytest.fixture(scope='module')
+def identity_run(data_root, tmp_path_factory):
+  """A tiny trained run whose warping head is still the identity it starts as (spec 1.5)."""
+  workdir = tmp_path_factory.mktemp('identity_run')
   config = tiny_config(data_root, stages=(1, 2), num_steps=1, checkpoint_every=1)
-  config.stage2.learning_rate = 0.0  # the head stays the identity it starts as (spec 1.5)
+  config.stage2.learning_rate = 0.0
   config.eval.batch = 12
   for stage in (1, 2):
-    train.train_stage(config, tmp_path, stage)
+    train.train_stage(config, workdir, stage)
+  return config, workdir
+
+
+def test_an_identity_head_returns_the_labeled_gaussians(data_root, identity_run):
+  config, tmp_path = identity_run
   records, table = source.open_split(config, data_root, 'validation')
   items = propagate._items(records, propagation_protocol(table))
   assert len(items) > 12 and len(items) % 12  # several batches, the last one partial
@@ -62,3 +70,46 @@ def test_propagation_needs_a_warping_head(data_root, tmp_path):
   config.eval.checkpoint = str(tmp_path / 'hrnet')
   with pytest.raises(ValueError, match='hrnet has no warping head'):
     propagate.propagate(config, tmp_path)
+
+
+def test_augment_writes_a_sparse_plus_propagated_set_that_stage1_trains_on(data_root,
+                                                                           identity_run):
+  config, workdir = identity_run
+  out = augment.augment(config, workdir)
+  records, table = source.open_split(config, data_root, 'train')
+  protocol = propagation_protocol(table)
+  image_id = lambda r: int(records[int(r)]['image_id'])
+  kept = {image_id(t) for t, _, d in protocol if d == 0}
+  source_of = {image_id(t): image_id(s) for t, s, d in protocol if d != 0}
+  original = {}
+  for path in (data_root / 'annotations' / 'train').glob('*.json'):
+    for a in json.loads(path.read_text())['annotations']:
+      original.setdefault(int(a['image_id']), []).append(a)
+  propagated, labeled_total = 0, 0
+  for path in (out / 'annotations' / 'train').glob('*.json'):
+    data = json.loads(path.read_text())
+    labeled = {int(i['id']) for i in data['images'] if i['is_labeled']}
+    labeled_total += len(labeled)
+    for a in data['annotations']:
+      frame = int(a['image_id'])
+      assert frame in labeled
+      if frame in kept:  # the sparse labels, unchanged
+        assert a in original[frame]
+        continue
+      assert frame in source_of, 'a label outside the protocol survived'
+      propagated += 1
+      # The identity head moves nothing: the same person's labeled pose, up to decoding, with
+      # exactly its annotated joints.
+      src = next(o for o in original[source_of[frame]] if o['track_id'] == a['track_id'])
+      got, want = np.reshape(a['keypoints'], (17, 3)), np.reshape(src['keypoints'], (17, 3))
+      np.testing.assert_array_equal(got[:, 2] > 0, want[:, 2] > 0)
+      assert np.abs(got[:, :2] - want[:, :2]).max() < 8
+  assert propagated > 0
+  assert (out / 'images').is_symlink() and (out / 'annotations' / 'val').is_symlink()
+
+  # The enlarged set builds and trains the single-frame network (the `augmented` variant).
+  retrain = tiny_config(out, stages=(1,), num_steps=1, checkpoint_every=1)
+  state = train.train_stage(retrain, workdir / 'retrained', 1)
+  assert int(state.step) == 1
+  _, enlarged = source.open_split(retrain, workdir / 'retrained', 'train')
+  assert int(enlarged.is_labeled.sum()) == labeled_total
