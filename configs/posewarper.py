@@ -104,6 +104,7 @@ def _paper() -> ml_collections.ConfigDict:
       aggregate=True,          # also the spatiotemporal aggregation row (needs stage 2)
       flip_test=False,         # the release: off
       neck_from_shoulders=False,  # the release's "neck"; only to compare with its tables
+      gallery=True,            # PNGs of the worst frames per joint (eval/<split>/<row>/gallery)
       batch=32,
   ))
   # run.py --mode=infer: a user's own video or frame folder.

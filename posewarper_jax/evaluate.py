@@ -16,11 +16,13 @@ import json
 import pathlib
 from collections.abc import Callable, Sequence
 
+import cv2
 import jax
 import numpy as np
 
-from posewarper_jax import inference, train
+from posewarper_jax import inference, render, train
 from posewarper_jax.data import source
+from posewarper_jax.data.keypoints import NUM_JOINTS
 from posewarper_jax.data.pipeline import (
   EvalInput,
   detection_boxes,
@@ -146,6 +148,12 @@ def evaluate(config, workdir: str | pathlib.Path) -> dict[str, dict]:
       inference.write_predictions(pred_dir, gt_dir, image_ids, xy, scores)
       results[row] = posetrack_map.evaluate(gt_dir, pred_dir)
       results[row]['label'] = row
+  if jax.process_index() == 0 and config.eval.gallery and results:
+    row = list(results)[-1]  # aggregation when there is a head
+    gallery = out / row.replace(' ', '_') / 'gallery'
+    worst_frames_gallery(gt_dir, out / row.replace(' ', '_') / 'predictions',
+                         source.dataset_root(config, workdir), gallery)
+    print(f'eval: the worst frames per joint ({row}) in {gallery}', flush=True)
   if jax.process_index() == 0:
     (out / 'results.json').write_text(json.dumps(results, indent=1))
     table = results_table(results, f'{config.eval.split}, {config.eval.boxes} boxes')
@@ -153,6 +161,44 @@ def evaluate(config, workdir: str | pathlib.Path) -> dict[str, dict]:
     print(table, flush=True)
     print(f'eval: predictions and results in {out}', flush=True)
   return results
+
+
+def worst_frames_gallery(gt_dir: pathlib.Path, pred_dir: pathlib.Path,
+                         image_root: pathlib.Path, out_dir: pathlib.Path, per_joint: int = 4,
+                         min_score: float = 0.2) -> int:
+  """For each of the 15 joints, the frames with the most mistakes on it (posetrack_map.
+  frame_errors): the predictions drawn, that joint's ground truth ringed in white, in
+  <out_dir>/<joint>.png. Returns the number of images written."""
+  frames = [frame for path in sorted(gt_dir.glob('*.json'))
+            for frame in posetrack_map.load_video(path, pred_dir / path.name)]
+  if not frames:
+    return 0
+  errors = np.stack([posetrack_map.frame_errors(f, min_score) for f in frames])  # [F, 15]
+  written = 0
+  for j, joint in enumerate(posetrack_map.POSEVAL_JOINTS):
+    worst = [i for i in np.argsort(-errors[:, j], kind='stable')[:per_joint] if errors[i, j] > 0]
+    tiles = []
+    for i in worst:
+      frame = frames[i]
+      image = cv2.imread(str(image_root / frame.file_name), cv2.IMREAD_COLOR_RGB)
+      if image is None:
+        raise FileNotFoundError(f'gallery: cannot read {image_root / frame.file_name}')
+      xy = np.zeros((len(frame.pred_xy), NUM_JOINTS, 2))
+      scores = np.zeros((len(frame.pred_xy), NUM_JOINTS))
+      xy[:, list(posetrack_map.POSEVAL_TO_POSETRACK)] = frame.pred_xy
+      scores[:, list(posetrack_map.POSEVAL_TO_POSETRACK)] = np.nan_to_num(frame.pred_score)
+      drawn = render.draw_poses(image, xy, scores, min_score)
+      radius = max(6, image.shape[0] // 60)
+      for g in np.flatnonzero(frame.gt_has[:, j]):
+        cv2.circle(drawn, tuple(int(round(v)) for v in frame.gt_xy[g, j]), radius,
+                   (255, 255, 255), 2, cv2.LINE_AA)
+      cv2.putText(drawn, f'{joint}: {errors[i, j]} mistakes  {frame.file_name}', (8, 24),
+                  cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+      tiles.append(drawn)
+    if tiles:
+      render.save_grid(tiles, out_dir / f'{joint}.png', columns=2)
+      written += 1
+  return written
 
 
 def results_table(results: dict[str, dict], title: str) -> str:

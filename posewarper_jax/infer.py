@@ -7,7 +7,9 @@ Every box (from config.infer.boxes, or one box around the whole frame for a sing
 cropped, its heatmaps come from the single-frame network or, with a warping head and
 config.infer.aggregate, from PoseWarper's aggregation over frames t-2..t+2 of the same box
 (clipped to the video), and are decoded as in evaluation. Writes <workdir>/infer/<input name>/:
-predictions.json, poses.mp4 (the skeletons drawn on every frame) and grid.png (six frames).
+predictions.json, poses.mp4 (the skeletons drawn on every frame), grid.png (six frames) and,
+with a warping head, offsets.png (the first box's crops of its frame and the next, and the
+head's mean sampling offsets between them as a flow image).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import pathlib
 
+import cv2
 import jax
 import numpy as np
 
@@ -110,5 +113,26 @@ def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
   render.write_video(drawn, out / 'poses.mp4', fps)
   chosen = np.unique(np.linspace(0, len(drawn) - 1, min(6, len(drawn))).round().astype(int))
   render.save_grid([drawn[i] for i in chosen], out / 'grid.png', columns=3)
-  print(f'infer: predictions.json, poses.mp4 and grid.png in {out}', flush=True)
+  written = 'predictions.json, poses.mp4, grid.png'
+  if 'warper' in variables['params'] and len(frames) > 1 and boxes:
+    draw_offsets(config, variables, frames, boxes[0], out / 'offsets.png')
+    written += ', offsets.png'
+  print(f'infer: {written} in {out}', flush=True)
   return out
+
+
+def draw_offsets(config, variables, frames, box, path: pathlib.Path) -> None:
+  """The head's offsets for the first box on its frame (A) and the next one (B): A's crop, B's
+  crop and the mean sampling displacement as a flow image, side by side."""
+  index, xywh, _ = box
+  index = min(index, len(frames) - 2)
+  height, width = config.image_size
+  center, scale = transforms.box_to_center_scale(xywh, width / height)
+  matrix = transforms.crop_transform(center, scale, 0.0, (width, height))
+  crops = [transforms.warp_image(frames[i], matrix, (width, height)) for i in (index, index + 1)]
+  a, b = (train.normalize(np.asarray(c)[None]) for c in crops)
+  _, state = create_model(config).apply(variables, a, b, mutable=['intermediates'])
+  offsets = state['intermediates']['warper']['offsets']
+  flow = render.flow_image(render.mean_displacement(offsets)[0])
+  render.save_grid([*crops, cv2.resize(flow, (width, height), interpolation=cv2.INTER_NEAREST)],
+                   path, columns=3)

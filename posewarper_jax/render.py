@@ -149,3 +149,27 @@ def read_frames(path: str | pathlib.Path) -> tuple[list[np.ndarray], list[str], 
   if not frames:
     raise ValueError(f'{path}: no frame could be decoded')
   return frames, [f'{i:06d}' for i in range(len(frames))], float(fps)
+
+
+def mean_displacement(offsets: Sequence[np.ndarray], kernel_taps: int = 9) -> np.ndarray:
+  """The head's offsets (one [N, h, w, 2 * J * taps] per dilation, torchvision's layout: per
+  joint group a block of 2 * taps channels, tap t at (2t, 2t + 1) = (dy, dx)) -> their mean
+  (dy, dx) over taps, joints and dilations, [N, h, w, 2]."""
+  means = []
+  for o in offsets:
+    o = np.asarray(o, np.float32)
+    means.append(o.reshape(*o.shape[:3], -1, kernel_taps, 2).mean(axis=(3, 4)))
+  return np.mean(means, axis=0)
+
+
+def flow_image(displacement: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+  """[h, w, 2] (dy, dx) -> RGB uint8 [h, w, 3] in the usual optical-flow colouring: the hue is
+  the direction, the brightness the length (relative to max_magnitude, default the largest)."""
+  dy, dx = displacement[..., 0], displacement[..., 1]
+  magnitude = np.hypot(dx, dy)
+  scale = max_magnitude or max(float(magnitude.max()), 1e-6)
+  hsv = np.zeros((*magnitude.shape, 3), np.uint8)
+  hsv[..., 0] = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * 179).astype(np.uint8)
+  hsv[..., 1] = 255
+  hsv[..., 2] = (np.clip(magnitude / scale, 0, 1) * 255).astype(np.uint8)
+  return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)

@@ -161,6 +161,8 @@ def test_eval_mode_on_a_tiny_trained_run(data_root, tmp_path):
   table = (out / 'results.md').read_text()
   assert '| single frame |' in table and '| aggregation |' in table and 'Total' in table
   assert len(list((out / 'aggregation' / 'predictions').glob('*.json'))) == 2
+  gallery = sorted(p.stem for p in (out / 'aggregation' / 'gallery').glob('*.png'))
+  assert gallery and set(gallery) <= set(posetrack_map.POSEVAL_JOINTS)
 
 
 def test_eval_without_a_network_says_where_it_looked(data_root, tmp_path):

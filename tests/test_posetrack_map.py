@@ -173,6 +173,20 @@ def test_groups_and_per_sequence_results(tmp_path):
                                   '| Total |'
 
 
+def test_frame_errors_count_misses_and_confident_false_positives(tmp_path):
+  write_video(tmp_path / 'gt', 'v', [[person({'nose': (10, 10), 'head_top': (10, 0)})]])
+  write_video(tmp_path / 'pred', 'v', [[
+      person({'nose': (10, 10), 'head_top': (40, 0)}, scores={'nose': 0.9, 'head_top': 0.9}),
+      person({'nose': (70, 70)}, scores={'nose': 0.1}),  # below min_score: not counted
+  ]])
+  (frame,) = pm.load_video(tmp_path / 'gt' / 'v.json', tmp_path / 'pred' / 'v.json')
+  errors = pm.frame_errors(frame, min_score=0.2)
+  assert errors[pm.POSEVAL_JOINTS.index('nose')] == 0
+  assert errors[pm.POSEVAL_JOINTS.index('head_top')] == 2  # missed, and a false positive
+  assert errors.sum() == 2
+  assert frame.file_name == 'images/val/v/000000.jpg'
+
+
 def test_strictly_inside_excludes_the_boundary_and_uses_even_odd():
   square = np.array([[0, 0], [4, 0], [4, 4], [0, 4]], float)
   points = np.array([[2, 2], [4, 2], [0, 0], [2, 4], [5, 2], [-1, -1], [3.999, 0.001]])

@@ -35,6 +35,21 @@ def test_draw_poses_colours_confident_joints_and_skips_the_rest():
   assert not frame.any()  # the input is not drawn on
 
 
+def test_offsets_become_a_flow_image():
+  taps, joints = 9, 3
+  offsets = np.zeros((1, 2, 2, 2 * joints * taps), np.float32)
+  offsets[..., 0::2] = 1.0    # dy of every tap of every joint group
+  offsets[..., 1::2] = -2.0   # dx
+  offsets[0, 1, 1] = 0.0      # one pixel does not move
+  mean = render.mean_displacement([offsets, 3 * offsets], kernel_taps=taps)
+  np.testing.assert_allclose(mean[0, 0, 0], [2.0, -4.0])
+  flow = render.flow_image(mean[0])
+  assert flow.shape == (2, 2, 3) and flow.dtype == np.uint8
+  assert not flow[1, 1].any() and flow[0, 0].max() == 255  # still: black; the largest: full
+  left = render.flow_image(np.array([[[0.0, -1.0]], [[0.0, 1.0]]]))
+  assert tuple(left[0, 0]) != tuple(left[1, 0])  # opposite directions, different hues
+
+
 def test_grid_video_and_frame_folder_round_trip(tmp_path):
   rng = np.random.default_rng(0)
   frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(4)]
@@ -106,4 +121,4 @@ def test_infer_mode_on_a_frame_folder_with_boxes(tiny_run, tmp_path):
   assert np.asarray(person['keypoints']).shape == (NUM_JOINTS, 3) and person['box_score'] == 0.9
   frames, _, _ = render.read_frames(out / 'poses.mp4')
   assert len(frames) == 6 and frames[0].shape == (144, 192, 3)
-  assert (out / 'grid.png').exists()
+  assert (out / 'grid.png').exists() and (out / 'offsets.png').exists()

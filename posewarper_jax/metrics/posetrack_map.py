@@ -77,7 +77,7 @@ class Frame:
   """One evaluated frame, joints in poseval order, people without joints already dropped.
 
   gt_xy [G, 15, 2], gt_has [G, 15] bool, head_size [G]; pred_xy [P, 15, 2], pred_has [P, 15],
-  pred_score [P, 15] (NaN where absent).
+  pred_score [P, 15] (NaN where absent); file_name: the ground truth's image file name.
   """
 
   gt_xy: np.ndarray
@@ -86,6 +86,7 @@ class Frame:
   pred_xy: np.ndarray
   pred_has: np.ndarray
   pred_score: np.ndarray
+  file_name: str = ''
 
 
 # --- Reading ------------------------------------------------------------------------------------
@@ -238,7 +239,8 @@ def load_video(gt_path: str | pathlib.Path, pred_path: str | pathlib.Path) -> li
     gt_has, pr_has = _drop_ignored(gt_xy, gt_has, polygons), _drop_ignored(pr_xy, pr_has, polygons)
     keep_gt, keep_pr = gt_has.any(1), pr_has.any(1)
     frames.append(Frame(gt_xy[keep_gt], gt_has[keep_gt], head[keep_gt], pr_xy[keep_pr],
-                        pr_has[keep_pr], np.where(pr_has, score, np.nan)[keep_pr]))
+                        pr_has[keep_pr], np.where(pr_has, score, np.nan)[keep_pr],
+                        str(image.get('file_name', ''))))
   return frames
 
 
@@ -311,6 +313,14 @@ def _metrics(frames: Sequence[Frame]) -> dict[str, Any]:
   return {'ap': ap.tolist(), 'pre': pre.tolist(), 'rec': rec.tolist(), 'names': names,
           'groups': groups(ap.tolist()), 'num_frames': len(frames),
           'num_gt_joints': num_gt.astype(int).tolist()}
+
+
+def frame_errors(frame: Frame, min_score: float = 0.2) -> np.ndarray:
+  """[15] mistakes per joint type in one frame: ground-truth joints no assigned prediction
+  matched, plus predicted joints scoring at least min_score that matched nothing."""
+  matched = match_frame(frame)
+  confident = frame.pred_has & (np.nan_to_num(frame.pred_score, nan=-np.inf) >= min_score)
+  return (frame.gt_has.sum(0) - matched.sum(0)) + (confident & ~matched).sum(0)
 
 
 def groups(ap: Sequence[float]) -> dict[str, float]:

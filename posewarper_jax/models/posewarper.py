@@ -83,6 +83,8 @@ class WarpingHead(nn.Module):
     for k, r in enumerate(self.dilations, start=1):
       offsets = offset_conv(2 * self.num_joints * DEFORM_KERNEL ** 2, DEFORM_KERNEL, dilation=r,
                             name=f'offsets{k}')(x)
+      # For looking at them: apply(..., mutable=['intermediates']) returns one per dilation.
+      self.sow('intermediates', 'offsets', offsets)
       warped.append(DeformConv(self.num_joints, (DEFORM_KERNEL, DEFORM_KERNEL), padding=r,
                                dilation=r, kernel_init=identity_kernel_init, dtype=self.dtype,
                                name=f'deform_conv{k}')(heatmaps, offsets))
