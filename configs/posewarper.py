@@ -103,6 +103,7 @@ def _paper() -> ml_collections.ConfigDict:
       min_box_score=0.2,       # detector boxes kept (the release: 0.2)
       aggregate=True,          # also the spatiotemporal aggregation row (needs stage 2)
       flip_test=False,         # the release: off
+      oks_nms=0.0,             # OKS-NMS threshold for overlapping poses (HRNet: 0.9); 0 = off
       neck_from_shoulders=False,  # the release's "neck"; only to compare with its tables
       gallery=True,            # PNGs of the worst frames per joint (eval/<split>/<row>/gallery)
       batch=32,

@@ -99,7 +99,15 @@ def predict(config, workdir: str | pathlib.Path) -> dict[str, tuple[np.ndarray, 
     print(f'eval: {path} has no warping head; only the single-frame row', flush=True)
   print(f'eval: {path} on {len(boxes.record)} boxes ({settings.boxes}) of the '
         f'{settings.split} split: {", ".join(rows)}', flush=True)
-  return infer_boxes(config, records, table, boxes, variables, rows, settings.flip_test)
+  outputs = infer_boxes(config, records, table, boxes, variables, rows, settings.flip_test)
+  if settings.oks_nms > 0:
+    areas = boxes.box[:, 2] * boxes.box[:, 3]
+    for row, (image_ids, xy, scores) in outputs.items():
+      keep = inference.nms_per_frame(image_ids, xy, scores, areas, settings.oks_nms)
+      print(f'eval: OKS-NMS at {settings.oks_nms} keeps {keep.sum()} of {len(keep)} poses '
+            f'({row})', flush=True)
+      outputs[row] = (image_ids[keep], xy[keep], scores[keep])
+  return outputs
 
 
 def infer_boxes(config, records, table, boxes, variables, rows: Sequence[str],

@@ -21,7 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from posewarper_jax.data import transforms
-from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS, categories, flip_permutation
+from posewarper_jax.data.keypoints import (
+  JOINT_INDEX,
+  NUM_JOINTS,
+  OKS_SIGMAS,
+  categories,
+  flip_permutation,
+)
 
 
 def decode(heatmaps: np.ndarray, center: np.ndarray, scale: np.ndarray
@@ -59,6 +65,41 @@ def flip_back(heatmaps):
   SHIFT_HEATMAP: the mirrored map is off by one pixel). Works on NumPy and JAX arrays (jit)."""
   back = jnp.asarray(heatmaps)[:, :, ::-1][..., list(flip_permutation())]
   return jnp.concatenate([back[:, :, :1], back[:, :, :-1]], axis=2)
+
+
+def oks_nms(xy: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float = 0.9,
+            min_joint_score: float = 0.2) -> np.ndarray:
+  """HRNet's OKS non-maximum suppression of one frame's poses: indices kept, best first.
+
+  xy [N, 17, 2], scores [N, 17], areas [N] (the boxes' w * h). A pose's score is the mean of its
+  joint scores above min_joint_score (0 without any); going down that ranking, a pose is dropped
+  when its object keypoint similarity to a kept one exceeds `threshold`.
+  """
+  xy, scores, areas = np.asarray(xy, np.float64), np.asarray(scores), np.asarray(areas)
+  confident = scores > min_joint_score
+  pose_score = np.where(confident.any(1), np.sum(scores * confident, 1)
+                        / np.maximum(confident.sum(1), 1), 0.0)
+  variances = (2 * np.asarray(OKS_SIGMAS)) ** 2
+  order = np.argsort(-pose_score, kind='stable')
+  keep = []
+  while len(order):
+    best, rest = order[0], order[1:]
+    keep.append(int(best))
+    d2 = np.sum((xy[rest] - xy[best]) ** 2, axis=2)                         # [R, 17]
+    e = d2 / variances / ((areas[rest, None] + areas[best]) / 2 + np.spacing(1)) / 2
+    oks = np.exp(-e).mean(axis=1)
+    order = rest[oks <= threshold]
+  return np.asarray(keep, np.int64)
+
+
+def nms_per_frame(image_ids: np.ndarray, xy: np.ndarray, scores: np.ndarray, areas: np.ndarray,
+                  threshold: float) -> np.ndarray:
+  """[N] bool: the poses oks_nms keeps, frame by frame."""
+  keep = np.zeros(len(image_ids), bool)
+  for image_id in np.unique(image_ids):
+    members = np.flatnonzero(image_ids == image_id)
+    keep[members[oks_nms(xy[members], scores[members], areas[members], threshold)]] = True
+  return keep
 
 
 def neck_from_shoulders(xy: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

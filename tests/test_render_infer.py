@@ -122,3 +122,17 @@ def test_infer_mode_on_a_frame_folder_with_boxes(tiny_run, tmp_path):
   frames, _, _ = render.read_frames(out / 'poses.mp4')
   assert len(frames) == 6 and frames[0].shape == (144, 192, 3)
   assert (out / 'grid.png').exists() and (out / 'offsets.png').exists()
+
+
+def test_infer_mode_on_the_real_clip(tiny_run):
+  if not CLIP.exists():
+    pytest.skip(f'the PoseTrack18 sample clip is not at {CLIP} (../shared)')
+  root, workdir = tiny_run
+  config = tiny_config(root, stages=(1, 2))
+  config.infer.input = str(next(CLIP.rglob('*.mp4')))  # one person box around each frame
+  out = infer.infer(config, workdir)
+  predictions = json.loads((out / 'predictions.json').read_text())
+  assert [len(f['people']) for f in predictions['frames']] == [1] * 5
+  assert predictions['frames'][0]['people'][0]['bbox'] == [0, 0, 1280, 720]
+  frames, _, _ = render.read_frames(out / 'poses.mp4')
+  assert len(frames) == 5 and frames[0].shape == (720, 1280, 3)

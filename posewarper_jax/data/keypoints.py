@@ -36,6 +36,11 @@ SKELETON: tuple[tuple[int, int], ...] = (
 UPPER_BODY_JOINTS: tuple[int, ...] = tuple(range(0, 11))
 LOWER_BODY_JOINTS: tuple[int, ...] = tuple(range(11, 17))
 
+# Per-joint falloffs of the object keypoint similarity: COCO's, which HRNet's OKS-NMS applies
+# to PoseTrack's joints slot for slot (head_bottom and head_top take the eyes' values).
+OKS_SIGMAS: tuple[float, ...] = (0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
+                                 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089)
+
 # Never annotated in PoseTrack 2018 (always written as 0, 0, 0).
 UNANNOTATED_JOINTS: tuple[int, ...] = (JOINT_INDEX['left_ear'], JOINT_INDEX['right_ear'])
 
