@@ -32,6 +32,7 @@ import numpy as np
 
 from posewarper_jax import evaluate, inference, train
 from posewarper_jax.data import source, transforms
+from posewarper_jax.data.keypoints import box_has_area
 from posewarper_jax.data.pipeline import Boxes, decode_rgb, ground_truth_boxes, person_box
 from posewarper_jax.metrics import posetrack_map
 from posewarper_jax.models import PoseWarper, create_model
@@ -66,12 +67,16 @@ class _PropagationExamples:
 
 
 def _items(records, protocol: np.ndarray) -> np.ndarray:
-  """[M, 3] (target record, source record, person) for every kept person of a moved frame."""
+  """[M, 3] (target record, source record, person) for every kept person (with a box) of a
+  moved frame."""
   rows = []
   for target, src, delta in protocol:
     if delta != 0:
-      keypoints = np.asarray(records[int(src)]['people']['keypoints'])
-      rows += [(target, src, p) for p in range(len(keypoints)) if keypoints[p, :, 2].any()]
+      record = records[int(src)]
+      keypoints = np.asarray(record['people']['keypoints'])
+      # A person whose box has no area (one annotated joint) cannot be cropped: not propagated.
+      rows += [(target, src, p) for p in range(len(keypoints))
+               if keypoints[p, :, 2].any() and box_has_area(person_box(record, p))]
   return np.asarray(rows, np.int64).reshape(-1, 3)
 
 

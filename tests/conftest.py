@@ -8,3 +8,31 @@ import os
 _FLAG = '--xla_force_host_platform_device_count=4'
 if _FLAG.split('=')[0] not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {_FLAG}'.strip()
+
+import pytest  # noqa: E402 (after the flag, before anything that imports JAX)
+
+
+@pytest.fixture(scope='session')
+def synthetic_root(tmp_path_factory):
+  """A small synthetic PoseTrack18 (2 train, 2 val videos of 40 frames at 192x144)."""
+  from posewarper_jax.data.synthetic import generate
+
+  root = tmp_path_factory.mktemp('posetrack18_small')
+  generate(root, seed=7, num_train=2, num_val=2, num_test=0, frames=40, width=192, height=144)
+  return root
+
+
+@pytest.fixture(scope='session')
+def identity_run(synthetic_root, tmp_path_factory):
+  """(config, workdir) of a tiny run trained one step per stage on synthetic_root, its warping
+  head still the identity it starts as (stage-2 learning rate 0, spec 1.5). The evaluation,
+  propagation and inference tests share it: one training instead of one per module."""
+  from posewarper_jax import train
+  from tests.test_train import tiny_config
+
+  workdir = tmp_path_factory.mktemp('identity_run')
+  config = tiny_config(synthetic_root, stages=(1, 2), num_steps=1, checkpoint_every=1)
+  config.stage2.learning_rate = 0.0
+  for stage in (1, 2):
+    train.train_stage(config, workdir, stage)
+  return config, workdir

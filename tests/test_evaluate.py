@@ -12,22 +12,14 @@ import sys
 import numpy as np
 import pytest
 
-from posewarper_jax import evaluate, inference, train
+from posewarper_jax import evaluate, inference
 from posewarper_jax.data import source, transforms
 from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS, flip_permutation
 from posewarper_jax.data.pipeline import ground_truth_boxes
-from posewarper_jax.data.synthetic import generate
 from posewarper_jax.metrics import posetrack_map
 from tests.test_train import ROOT, tiny_config, tiny_overrides
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-  root = tmp_path_factory.mktemp('posetrack18_eval')
-  generate(root, seed=5, num_train=2, num_val=2, num_test=0, frames=24, width=192, height=144)
-  return root
 
 
 def _crop_geometry(box, image_size):
@@ -74,6 +66,17 @@ def test_oks_nms_drops_duplicates_and_keeps_distinct_people():
   np.testing.assert_array_equal(keep, [False, True, True])
 
 
+def test_neck_from_shoulders_is_the_releases_scoring():
+  xy = np.zeros((1, NUM_JOINTS, 2))
+  scores = np.full((1, NUM_JOINTS), 0.5)
+  xy[0, JOINT_INDEX['left_shoulder']], scores[0, JOINT_INDEX['left_shoulder']] = (10, 20), 0.8
+  xy[0, JOINT_INDEX['right_shoulder']], scores[0, JOINT_INDEX['right_shoulder']] = (30, 40), 0.6
+  moved, rescored = inference.neck_from_shoulders(xy, scores)
+  np.testing.assert_allclose(moved[0, JOINT_INDEX['head_bottom']], (20, 30))
+  assert rescored[0, JOINT_INDEX['head_bottom']] == pytest.approx(0.7)
+  assert xy[0, JOINT_INDEX['head_bottom']].tolist() == [0, 0]  # the input is left alone
+
+
 def test_flip_back_undoes_a_mirrored_crop():
   rng = np.random.default_rng(0)
   heatmaps = rng.uniform(size=(2, 8, 6, NUM_JOINTS)).astype(np.float32)
@@ -86,7 +89,8 @@ def test_flip_back_undoes_a_mirrored_crop():
   assert swap[left] == right
 
 
-def test_an_oracle_scores_as_the_ground_truth_itself(data_root, tmp_path):
+def test_an_oracle_scores_as_the_ground_truth_itself(synthetic_root, tmp_path):
+  data_root = synthetic_root
   """Gaussian heatmaps of the ground truth in each box's crop -> decode -> files -> mAP equals
   the mAP of the ground truth's own coordinates written as predictions."""
   config = tiny_config(data_root)
@@ -152,8 +156,8 @@ def _shifted(pred_dir: pathlib.Path, out: pathlib.Path, dx: float) -> pathlib.Pa
   return out
 
 
-def test_write_predictions_rejects_frames_of_no_video(tmp_path, data_root):
-  gt_dir = data_root / 'annotations' / 'val'
+def test_write_predictions_rejects_frames_of_no_video(tmp_path, synthetic_root):
+  gt_dir = synthetic_root / 'annotations' / 'val'
   with pytest.raises(ValueError, match='in no ground-truth file'):
     inference.write_predictions(tmp_path, gt_dir, [123], np.zeros((1, NUM_JOINTS, 2)),
                                 np.ones((1, NUM_JOINTS)))
@@ -161,17 +165,8 @@ def test_write_predictions_rejects_frames_of_no_video(tmp_path, data_root):
 
 # --- run.py --mode=eval -------------------------------------------------------------------------
 
-@pytest.fixture(scope='module')
-def tiny_run(data_root, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp('eval_run')
-  config = tiny_config(data_root, stages=(1, 2), num_steps=2, checkpoint_every=2)
-  for stage in (1, 2):
-    train.train_stage(config, workdir, stage)
-  return workdir
-
-
-def test_eval_mode_on_a_tiny_trained_run(data_root, tiny_run):
-  tmp_path = tiny_run
+def test_eval_mode_on_a_tiny_trained_run(synthetic_root, identity_run):
+  data_root, tmp_path = synthetic_root, identity_run[1]
   command = [sys.executable, str(ROOT / 'run.py'), '--config=configs/posewarper.py:synthetic',
              f'--workdir={tmp_path}', '--mode=eval', *tiny_overrides(data_root),
              '--config.eval.batch=8', '--config.eval.flip_test=True']
@@ -189,13 +184,14 @@ def test_eval_mode_on_a_tiny_trained_run(data_root, tiny_run):
   assert gallery and set(gallery) <= set(posetrack_map.POSEVAL_JOINTS)
 
 
-def test_eval_without_a_network_says_where_it_looked(data_root, tmp_path):
-  config = tiny_config(data_root)
+def test_eval_without_a_network_says_where_it_looked(synthetic_root, tmp_path):
+  config = tiny_config(synthetic_root)
   with pytest.raises(FileNotFoundError, match='nothing to evaluate.*stage2'):
     evaluate.evaluate(config, tmp_path)
 
 
-def test_eval_with_detector_boxes_and_oks_nms_on_the_real_sample(tiny_run, tmp_path):
+def test_eval_with_detector_boxes_and_oks_nms_on_the_real_sample(identity_run, tmp_path):
+  tiny_run = identity_run[1]
   if not SAMPLE.exists():
     pytest.skip(f'the PoseTrack18 sample is not at {SAMPLE} (../shared)')
   config = tiny_config(SAMPLE)

@@ -11,35 +11,17 @@ import pytest
 
 from posewarper_jax import augment, convert, propagate, train
 from posewarper_jax.data import source
-from posewarper_jax.data.synthetic import generate
 from tests.test_train import tiny_config
 from tfds_posetrack.posetrack18 import propagation_protocol
 
 
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-  root = tmp_path_factory.mktemp('posetrack18_propagate')
-  generate(root, seed=7, num_train=1, num_val=2, num_test=0, frames=40, width=192, height=144)
-  return root
-
-
-@pytest.fixture(scope='module')
-def identity_run(data_root, tmp_path_factory):
-  """A tiny trained run whose warping head is still the identity it starts as (spec 1.5)."""
-  workdir = tmp_path_factory.mktemp('identity_run')
-  config = tiny_config(data_root, stages=(1, 2), num_steps=1, checkpoint_every=1)
-  config.stage2.learning_rate = 0.0
-  config.eval.batch = 12
-  for stage in (1, 2):
-    train.train_stage(config, workdir, stage)
-  return config, workdir
-
-
-def test_an_identity_head_returns_the_labeled_gaussians(data_root, identity_run):
+def test_an_identity_head_returns_the_labeled_gaussians(synthetic_root, identity_run):
   config, tmp_path = identity_run
-  records, table = source.open_split(config, data_root, 'validation')
+  config = config.copy_and_resolve_references()
+  records, table = source.open_split(config, synthetic_root, 'validation')
   items = propagate._items(records, propagation_protocol(table))
-  assert len(items) > 12 and len(items) % 12  # several batches, the last one partial
+  config.eval.batch = 12 if len(items) % 12 else 11  # several batches, the last one partial
+  assert len(items) > 2 * config.eval.batch
   variables = train.load_pretrained(tmp_path / 'stage2')
   seen = 0
   for gaussians, warped, _, _ in propagate.warp_heatmaps(config, records, items, variables):
@@ -61,19 +43,20 @@ def test_an_identity_head_returns_the_labeled_gaussians(data_root, identity_run)
   assert len(np.unique(image.reshape(-1, 3), axis=0)) > 3  # something drawn
 
 
-def test_propagation_needs_a_warping_head(data_root, tmp_path):
-  config = tiny_config(data_root, stages=(1,), num_steps=1, checkpoint_every=1)
-  train.train_stage(config, tmp_path, 1)
+def test_propagation_needs_a_warping_head(identity_run, tmp_path):
+  config, workdir = identity_run
+  config = config.copy_and_resolve_references()
   backbone_only = {k: {'backbone': v['backbone']}
-                   for k, v in train.load_pretrained(tmp_path / 'stage1').items()}
+                   for k, v in train.load_pretrained(workdir / 'stage1').items()}
   convert.save_variables(backbone_only, tmp_path / 'hrnet')  # as a converted COCO HRNet
   config.eval.checkpoint = str(tmp_path / 'hrnet')
   with pytest.raises(ValueError, match='hrnet has no warping head'):
-    propagate.propagate(config, tmp_path)
+    propagate.propagate(config, workdir)
 
 
-def test_augment_writes_a_sparse_plus_propagated_set_that_stage1_trains_on(data_root,
+def test_augment_writes_a_sparse_plus_propagated_set_that_stage1_trains_on(synthetic_root,
                                                                            identity_run):
+  data_root = synthetic_root
   config, workdir = identity_run
   out = augment.augment(config, workdir)
   records, table = source.open_split(config, data_root, 'train')

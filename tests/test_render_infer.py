@@ -11,9 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from posewarper_jax import infer, render, train
+from posewarper_jax import infer, render
 from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS
-from posewarper_jax.data.synthetic import generate
 from tests.test_train import ROOT, tiny_config, tiny_overrides
 
 CLIP = (pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
@@ -85,19 +84,8 @@ def test_bad_inputs_are_named(tmp_path):
     infer.read_boxes(str(boxes), ['a.jpg'], [(10, 10)])
 
 
-@pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
-  root = tmp_path_factory.mktemp('posetrack18_infer')
-  generate(root, seed=9, num_train=1, num_val=1, num_test=0, frames=24, width=192, height=144)
-  workdir = tmp_path_factory.mktemp('run')
-  config = tiny_config(root, stages=(1, 2), num_steps=1, checkpoint_every=1)
-  for stage in (1, 2):
-    train.train_stage(config, workdir, stage)
-  return root, workdir
-
-
-def test_infer_mode_on_a_frame_folder_with_boxes(tiny_run, tmp_path):
-  root, workdir = tiny_run
+def test_infer_mode_on_a_frame_folder_with_boxes(synthetic_root, identity_run, tmp_path):
+  root, workdir = synthetic_root, identity_run[1]
   folder = sorted((root / 'images' / 'val').iterdir())[0]
   names = sorted(p.name for p in folder.glob('*.jpg'))[:6]
   clip = tmp_path / 'clip'
@@ -124,10 +112,10 @@ def test_infer_mode_on_a_frame_folder_with_boxes(tiny_run, tmp_path):
   assert (out / 'grid.png').exists() and (out / 'offsets.png').exists()
 
 
-def test_infer_mode_on_the_real_clip(tiny_run):
+def test_infer_mode_on_the_real_clip(synthetic_root, identity_run):
   if not CLIP.exists():
     pytest.skip(f'the PoseTrack18 sample clip is not at {CLIP} (../shared)')
-  root, workdir = tiny_run
+  root, workdir = synthetic_root, identity_run[1]
   config = tiny_config(root, stages=(1, 2))
   config.infer.input = str(next(CLIP.rglob('*.mp4')))  # one person box around each frame
   out = infer.infer(config, workdir)

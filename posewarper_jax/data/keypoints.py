@@ -81,3 +81,10 @@ def keypoint_box(keypoints) -> list[float] | None:
   (x1, y1), (x2, y2) = points.min(axis=0), points.max(axis=0)
   w, h = (x2 - x1) * BOX_ENLARGEMENT, (y2 - y1) * BOX_ENLARGEMENT
   return [float((x1 + x2) / 2 - w / 2), float((y1 + y2) / 2 - h / 2), float(w), float(h)]
+
+
+def box_has_area(box) -> bool:
+  """Whether [x, y, w, h] can be cropped: w > 0 and h > 0. PoseTrack's rule gives a person
+  with one annotated joint (or joints on one line) a box without area; HRNet's loaders drop
+  such people, and so do the project's crops."""
+  return bool(box[2] > 0 and box[3] > 0)

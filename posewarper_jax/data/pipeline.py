@@ -36,7 +36,7 @@ import numpy as np
 from absl import flags
 
 from posewarper_jax.data import transforms
-from posewarper_jax.data.keypoints import keypoint_box
+from posewarper_jax.data.keypoints import box_has_area, keypoint_box
 from tfds_posetrack.posetrack18.pairs import FrameTable, neighbours, training_pairs
 
 HEATMAP_STRIDE = 4
@@ -143,7 +143,14 @@ class PairExamples:
     keypoints = np.asarray(a['people']['keypoints'][person], np.float64)
     height, width = self.config.image_size
     aspect = width / height
-    aug = transforms.sample_augmentation(rng, person_box(a, person), keypoints, aspect)
+    box = person_box(a, person)
+    trainable = box_has_area(box)
+    if not trainable:
+      # Nothing to crop (one annotated joint): the whole frame, every target weight 0 below, so
+      # the example adds nothing to the loss, as HRNet's loader drops it, while the stream keeps
+      # its length and determinism.
+      box = np.array([0.0, 0.0, float(a['width']), float(a['height'])])
+    aug = transforms.sample_augmentation(rng, box, keypoints, aspect)
     matrix = transforms.crop_transform(aug.center, aug.scale, aug.rotation, (width, height),
                                        flip_width=int(a['width']) if aug.flip else None)
     factor = decode_factor(aug.scale, width) if self.config.reduced_decode else 1
@@ -157,6 +164,8 @@ class PairExamples:
     targets, weights = transforms.gaussian_targets(
         moved, (width, height), (width // HEATMAP_STRIDE, height // HEATMAP_STRIDE),
         self.config.sigma)
+    if not trainable:
+      targets, weights = np.zeros_like(targets), np.zeros_like(weights)
     example = {'frames_a': crop(a), 'targets': targets, 'target_weights': weights,
                'record_a': np.int64(record_a), 'person': np.int64(person),
                'record_b': np.int64(record_b)}
@@ -248,12 +257,15 @@ class Boxes:
 
 
 def ground_truth_boxes(records: Sequence[dict], table: FrameTable) -> Boxes:
-  """One box per annotated person of every labeled frame, score 1."""
+  """One box per annotated person of every labeled frame, score 1 (people whose box has no
+  area, one annotated joint, are left out as HRNet leaves them out)."""
   rows = []
   for r in np.flatnonzero(table.is_labeled & (table.people > 0)):
     record = records[int(r)]
     for p, annotation_id in enumerate(record['people']['annotation_id']):
-      rows.append((int(r), person_box(record, p), 1.0, int(annotation_id)))
+      box = person_box(record, p)
+      if box_has_area(box):  # as HRNet: a box without area cannot be cropped
+        rows.append((int(r), box, 1.0, int(annotation_id)))
   return _boxes(rows)
 
 
