@@ -1,13 +1,22 @@
-"""Four CPU devices for the whole suite, so that pmap'd code runs as it does on a GPU box.
+"""Four CPU devices for the whole suite, so that pmap'd code runs as it does on a GPU box, and
+the fixtures several test modules share.
 
-Set before anything imports JAX (pytest loads this file first); single-device code is unaffected.
+The environment is set before anything imports JAX (pytest loads this file first); single-device
+code is unaffected.
 """
 
 import os
+import tempfile
 
 _FLAG = '--xla_force_host_platform_device_count=4'
 if _FLAG.split('=')[0] not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {_FLAG}'.strip()
+
+# One persistent compilation cache per test session (the run.py subprocesses inherit it): the
+# training tests compile the same steps again and again (resume, two processes, each stage).
+# Measured on the resume test: 63 s without, 44 s with, starting from an empty cache.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='jax_cache_'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
 
 import pytest  # noqa: E402 (after the flag, before anything that imports JAX)
 
