@@ -202,14 +202,19 @@ def load_pretrained(path: str | pathlib.Path) -> dict[str, Any]:
   manager_dir = _manager_dir(path)
   if manager_dir is None:
     return convert.load_variables(path)
-  with ocp.CheckpointManager(manager_dir) as manager:
-    directory = manager_dir / str(manager.latest_step()) / 'state'
-  # The training state restores against a template made from its own metadata (a restore
-  # without one fails on Orbax 0.12 with "Unsupported data type: object").
-  with ocp.StandardCheckpointer() as checkpointer:
-    metadata = checkpointer.metadata(directory).item_metadata.tree
-    template = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), metadata)
-    state = checkpointer.restore(directory, template)
+  # Both items' handlers named: Orbax then reads the state alone without warnings about the
+  # other item or a missing per-item metadata file.
+  handlers = {'state': ocp.StandardCheckpointHandler(),
+              'data': grain.checkpoint.CheckpointHandler()}
+  with ocp.CheckpointManager(manager_dir, item_handlers=handlers) as manager:
+    step = manager.latest_step()
+    # The state restores against a template made from its own metadata (a restore without
+    # one fails on Orbax 0.12 with "Unsupported data type: object").
+    metadata = manager.item_metadata(step)['state']
+    template = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype),
+                            getattr(metadata, 'tree', metadata))
+    state = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(template)))['state']
   return {'params': state['params'], 'batch_stats': state['batch_stats']}
 
 
