@@ -6,7 +6,9 @@
     --config.data.max_gap=1                                             # any field, overridden
 
 `get_config(arg)` takes comma-separated variant names (see VARIANTS). A run's workdir holds one
-folder per stage (DIR/stage1, DIR/stage2): checkpoints, metrics.jsonl and TensorBoard events.
+folder per stage (DIR/stage1, DIR/stage2): checkpoints, metrics.jsonl and TensorBoard events;
+the other modes of run.py write DIR/eval, DIR/propagate, DIR/augment and DIR/infer (config.eval
+and config.infer below).
 """
 
 from __future__ import annotations
