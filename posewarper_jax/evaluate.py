@@ -82,7 +82,7 @@ def predict(config, workdir: str | pathlib.Path) -> dict[str, tuple[np.ndarray, 
   """Row -> (image_ids [N], xy [N, 17, 2] frame pixels, scores [N, 17]) over the split's boxes."""
   workdir = pathlib.Path(workdir)
   settings = config.eval
-  split_dir(config)
+  split_dir(config)  # checks config.eval.split before any work
   records, table = source.open_split(config, workdir, settings.split)
   if settings.boxes == 'gt':
     boxes = ground_truth_boxes(records, table)

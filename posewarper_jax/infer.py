@@ -82,8 +82,7 @@ def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
     chunk = boxes[start:start + batch]
     crops, centers, scales = [], [], []
     for index, box, _ in chunk:
-      center, scale = transforms.box_to_center_scale(box, width / height)
-      matrix = transforms.crop_transform(center, scale, 0.0, (width, height))
+      center, scale, matrix = transforms.box_crop(box, (width, height))
       crops.append([transforms.warp_image(frames[int(np.clip(index + d, 0, len(frames) - 1))],
                                           matrix, (width, height)) for d in deltas])
       centers.append(center)
@@ -127,8 +126,7 @@ def draw_offsets(config, variables, frames, box, path: pathlib.Path) -> None:
   index, xywh, _ = box
   index = min(index, len(frames) - 2)
   height, width = config.image_size
-  center, scale = transforms.box_to_center_scale(xywh, width / height)
-  matrix = transforms.crop_transform(center, scale, 0.0, (width, height))
+  _, _, matrix = transforms.box_crop(xywh, (width, height))
   crops = [transforms.warp_image(frames[i], matrix, (width, height)) for i in (index, index + 1)]
   a, b = (train.normalize(np.asarray(c)[None]) for c in crops)
   _, state = create_model(config).apply(variables, a, b, mutable=['intermediates'])

@@ -54,8 +54,7 @@ class _PropagationExamples:
     target, src, person = (int(x) for x in self.items[index])
     height, width = self.image_size
     record = self.records[src]
-    center, scale = transforms.box_to_center_scale(person_box(record, person), width / height)
-    matrix = transforms.crop_transform(center, scale, 0.0, (width, height))
+    center, scale, matrix = transforms.box_crop(person_box(record, person), (width, height))
     keypoints = np.asarray(record['people']['keypoints'][person], np.float64)
     maps, _ = transforms.gaussian_targets(
         transforms.transform_keypoints(keypoints, matrix), (width, height),

@@ -22,11 +22,6 @@ from tests.test_train import ROOT, tiny_config, tiny_overrides
 SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
 
 
-def _crop_geometry(box, image_size):
-  height, width = image_size
-  return transforms.box_to_center_scale(box, width / height)
-
-
 # --- Decoding -----------------------------------------------------------------------------------
 
 def test_decode_quarter_pixel_shift_and_inverse_affine():
@@ -103,8 +98,7 @@ def test_an_oracle_scores_as_the_ground_truth_itself(synthetic_root, tmp_path):
     frame = records[int(record)]
     person = list(frame['people']['annotation_id']).index(annotation_id)
     keypoints = np.asarray(frame['people']['keypoints'][person], np.float64)
-    center, scale = _crop_geometry(box, image_size)
-    matrix = transforms.crop_transform(center, scale, 0.0, image_size[::-1])
+    center, scale, matrix = transforms.box_crop(box, image_size[::-1])
     in_crop = transforms.transform_keypoints(keypoints, matrix)
     maps, _ = transforms.gaussian_targets(in_crop, image_size[::-1], (48, 64), sigma=2.0)
     heatmaps.append(maps)

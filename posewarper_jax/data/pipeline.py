@@ -333,8 +333,7 @@ class EvalExamples:
       return {'frames': np.zeros((len(self.config.deltas), height, width, 3), np.uint8),
               'center': np.zeros(2), 'scale': np.zeros(2), 'score': np.float64(0),
               'record': np.int64(-1), 'annotation_id': np.int64(-1), 'valid': False}
-    center, scale = transforms.box_to_center_scale(self.boxes.box[index], width / height)
-    matrix = transforms.crop_transform(center, scale, 0.0, (width, height))
+    center, scale, matrix = transforms.box_crop(self.boxes.box[index], (width, height))
     crops = {}
     for r in self.frames[index]:
       if r not in crops:

@@ -43,6 +43,14 @@ def box_to_center_scale(box, aspect_ratio: float, padding: float = BOX_PADDING):
   return center, np.array([w, h], np.float64) / PIXEL_STD * padding
 
 
+def box_crop(box, output_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The unaugmented crop of a box [x, y, w, h] (evaluation, propagation, inference): (center
+  [2], scale [2], the [2, 3] frame -> crop map) for output_size = (w, h)."""
+  width, height = output_size
+  center, scale = box_to_center_scale(box, width / height)
+  return center, scale, crop_transform(center, scale, 0.0, output_size)
+
+
 def crop_transform(center, scale, rotation: float, output_size: tuple[int, int],
                    flip_width: int | None = None, inverse: bool = False) -> np.ndarray:
   """The [2, 3] affine map from frame pixels to crop pixels (or back, with inverse=True).

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS
+from tfds_posetrack.posetrack18.annotations import ignore_polygons
 
 # poseval's 15 joints, in its order; 'neck' is PoseTrack 2018's head_bottom.
 POSEVAL_JOINTS: tuple[str, ...] = (
@@ -155,20 +156,6 @@ def _people(annotations: list[dict], with_scores: bool, where: str):
   return np.stack(xys), np.stack(hases), np.stack(extras)
 
 
-def _polygons(image: dict, where: str) -> list[np.ndarray]:
-  xs, ys = image.get('ignore_regions_x') or [], image.get('ignore_regions_y') or []
-  if len(xs) != len(ys):
-    raise EvaluationError(f'{where}: ignore_regions_x and ignore_regions_y have different '
-                          f'lengths ({len(xs)} and {len(ys)})')
-  polygons = []
-  for px, py in zip(xs, ys, strict=True):
-    if len(px) != len(py):
-      raise EvaluationError(f'{where}: an ignore region has {len(px)} x and {len(py)} y values')
-    if len(px) >= 3:  # fewer vertices enclose nothing
-      polygons.append(np.stack([np.asarray(px, np.float64), np.asarray(py, np.float64)], -1))
-  return polygons
-
-
 def strictly_inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
   """[N] bool: points [N, 2] strictly inside polygon [V, 2] (even-odd rule; the boundary is
   outside), as shapely's Polygon.contains decides for the ignore regions."""
@@ -235,7 +222,11 @@ def load_video(gt_path: str | pathlib.Path, pred_path: str | pathlib.Path) -> li
     where = f'video {video}, frame {index}'
     gt_xy, gt_has, head = _people(gt_frames[index], False, f'{gt_path} ({where})')
     pr_xy, pr_has, score = _people(pred_frames[index], True, f'{pred_path} ({where})')
-    polygons = _polygons(image, f'{gt_path} ({where})')
+    try:
+      polygons = [p for p in ignore_polygons(image, f'{gt_path} ({where})')
+                  if len(p) >= 3]  # fewer vertices enclose nothing
+    except ValueError as e:
+      raise EvaluationError(str(e)) from None
     gt_has, pr_has = _drop_ignored(gt_xy, gt_has, polygons), _drop_ignored(pr_xy, pr_has, polygons)
     keep_gt, keep_pr = gt_has.any(1), pr_has.any(1)
     frames.append(Frame(gt_xy[keep_gt], gt_has[keep_gt], head[keep_gt], pr_xy[keep_pr],

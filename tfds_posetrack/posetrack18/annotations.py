@@ -88,16 +88,18 @@ def _box(value, path: pathlib.Path, what: str) -> np.ndarray:
   return box
 
 
-def _polygons(image: dict, path: pathlib.Path) -> list[np.ndarray]:
+def ignore_polygons(image: dict, where: str) -> list[np.ndarray]:
+  """An official `images` entry's ignore regions: [V, 2] float64 (x, y) arrays, in file order
+  (an empty list gives [0, 2]). Unequal x and y lists raise a ValueError that starts with
+  `where` (the file and the image). The reader and the metric share it."""
   xs, ys = image.get('ignore_regions_x') or [], image.get('ignore_regions_y') or []
   if len(xs) != len(ys):
-    raise ValueError(f'{path}: image {image["id"]}: ignore_regions_x has {len(xs)} polygons, '
+    raise ValueError(f'{where}: ignore_regions_x has {len(xs)} polygons, '
                      f'ignore_regions_y {len(ys)}')
   polygons = []
   for x, y in zip(xs, ys, strict=True):
     if len(x) != len(y):
-      raise ValueError(f'{path}: image {image["id"]}: an ignore region has {len(x)} x and '
-                       f'{len(y)} y coordinates')
+      raise ValueError(f'{where}: an ignore region has {len(x)} x and {len(y)} y coordinates')
     polygons.append(np.stack([np.asarray(x, np.float64), np.asarray(y, np.float64)], axis=1)
                     if x else np.zeros((0, 2), np.float64))
   return polygons
@@ -165,7 +167,8 @@ def read_video(json_path: str | pathlib.Path, root: str | pathlib.Path,
                        '<frame>.jpg')
     image_id = int(image['id'])
     seen.add(image_id)
-    polygons = _polygons(image, json_path)  # malformed or not, whether the file exists or not
+    # Malformed or not, whether the file exists or not.
+    polygons = ignore_polygons(image, f'{json_path}: image {image["id"]}')
     if not (root / image['file_name']).is_file():
       counts['frames_missing'] += 1
       counts['people_on_missing_frames'] += len(people_by_image.get(image_id, []))
