@@ -23,9 +23,11 @@ config_flags.DEFINE_config_file('config', None, 'the experiment (configs/posewar
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'where checkpoints, logs and results go (resumes from it)')
 flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'propagate', 'augment', 'infer'],
-                  'train: the stages in config.stages, in order; eval: single-frame and '
-                  'aggregated mAP on config.eval.split (<workdir>/eval); propagate: video pose '
-                  'propagation against copying labels and the single-frame network '
+                  'train: the stages in config.stages, in order, then the steps in '
+                  'config.after_training (eval, propagate, render) and their results table; '
+                  'eval: single-frame and aggregated mAP on config.eval.split (<workdir>/eval); '
+                  'propagate: video pose propagation against copying labels and the single-frame '
+                  'network '
                   '(<workdir>/propagate); augment: training labels propagated to their '
                   'neighbours (<workdir>/augment); infer: poses on config.infer.input, a video or '
                   'a frame folder (<workdir>/infer)')
@@ -41,7 +43,7 @@ def main(argv):
   # Imported after the distributed runtime is up: nothing may touch the devices before it.
   import jax
 
-  from posewarper_jax import augment, evaluate, infer, propagate, train
+  from posewarper_jax import augment, evaluate, infer, propagate, report, train
 
   config = FLAGS.config
   print(f'posewarper_jax: {FLAGS.mode} in {FLAGS.workdir}; process {jax.process_index()} of '
@@ -51,6 +53,7 @@ def main(argv):
     train.write_config(config, FLAGS.workdir)
     for stage in config.stages:
       train.train_stage(config, FLAGS.workdir, stage)
+    report.run_after_training(config, FLAGS.workdir)
   elif FLAGS.mode == 'eval':
     evaluate.evaluate(config, FLAGS.workdir)
   elif FLAGS.mode == 'propagate':

@@ -20,6 +20,7 @@ propagation.png, and the prediction files of each row.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import pathlib
 import shutil
@@ -41,14 +42,14 @@ from tfds_posetrack.posetrack18 import propagation_protocol
 MAX_DISTANCE = 3
 ROWS = ('PoseWarper', 'copy', 'single frame')
 HEATMAP_STRIDE = 4
-SIGMA = 3.0  # the targets' Gaussian (spec 2.3): what the head was trained to move
 
 
 class _PropagationExamples:
   """Index -> the source and target crops of one kept person, its Gaussian maps, the crop."""
 
-  def __init__(self, records, items: np.ndarray, image_size: tuple[int, int]):
-    self.records, self.items, self.image_size = records, items, image_size
+  def __init__(self, records, items: np.ndarray, image_size: tuple[int, int], sigma: float):
+    # sigma: the training targets' Gaussian, the maps the head learned to move.
+    self.records, self.items, self.image_size, self.sigma = records, items, image_size, sigma
 
   def __call__(self, index: int) -> dict:
     target, src, person = (int(x) for x in self.items[index])
@@ -58,7 +59,7 @@ class _PropagationExamples:
     keypoints = np.asarray(record['people']['keypoints'][person], np.float64)
     maps, _ = transforms.gaussian_targets(
         transforms.transform_keypoints(keypoints, matrix), (width, height),
-        (width // HEATMAP_STRIDE, height // HEATMAP_STRIDE), SIGMA)
+        (width // HEATMAP_STRIDE, height // HEATMAP_STRIDE), self.sigma)
     crop = lambda r: transforms.warp_image(decode_rgb(self.records[r]['image']), matrix,
                                            (width, height))
     return {'source': crop(src), 'target': crop(target), 'heatmaps': maps, 'center': center,
@@ -86,7 +87,7 @@ def warp_heatmaps(config, records, items: np.ndarray, variables):
   model = create_model(config)
   fn = jax.jit(lambda v, s, t, h: model.apply(v, train.normalize(s), train.normalize(t), h,
                                               method=PoseWarper.propagate))
-  examples = _PropagationExamples(records, items, tuple(config.image_size))
+  examples = _PropagationExamples(records, items, tuple(config.image_size), config.sigma)
   batch = config.eval.batch
   padded = list(range(len(items))) + [0] * (-len(items) % batch)
   stream = (grain.MapDataset.source(padded).map(examples).batch(batch)
@@ -185,7 +186,8 @@ def propagate(config, workdir: str | pathlib.Path) -> dict[str, dict[str, float]
 
 
 def results_table(results: dict[str, dict[str, float]], columns: Sequence[str]) -> str:
-  header = ['mAP (Total)'] + [f'|delta| = {c}' if c != 'all' else 'all moved frames'
+  # '\\|': a literal bar inside a Markdown table cell.
+  header = ['mAP (Total)'] + [f'\\|delta\\| = {c}' if c != 'all' else 'all moved frames'
                               for c in columns]
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for row, values in results.items():
@@ -216,11 +218,15 @@ def plot(results: dict[str, dict[str, float]], distances: Sequence[str],
   text(image, '|delta| (frames from the labeled frame)', (left + 40, height - 15))
   text(image, 'mAP', (10, top - 15))
   for k, (row, values) in enumerate(results.items()):
-    points = np.array([(x_of(i), y_of(values[d])) for i, d in enumerate(distances)], np.int32)
     colour = _COLOURS.get(row, (0, 0, 0))
-    cv2.polylines(image, [points], False, colour, 2, cv2.LINE_AA)
-    for p in points:
-      cv2.circle(image, tuple(int(c) for c in p), 4, colour, -1, cv2.LINE_AA)
+    # A NaN (poseval's mAP of a subset without ground truth for some joint) breaks the line.
+    points = [(x_of(i), y_of(values[d])) if np.isfinite(values[d]) else None
+              for i, d in enumerate(distances)]
+    for a, b in itertools.pairwise(points):
+      if a and b:
+        cv2.line(image, a, b, colour, 2, cv2.LINE_AA)
+    for p in filter(None, points):
+      cv2.circle(image, p, 4, colour, -1, cv2.LINE_AA)
     y = top + 20 + 22 * k
     cv2.line(image, (width - right + 15, y), (width - right + 40, y), colour, 2, cv2.LINE_AA)
     text(image, row, (width - right + 48, y + 5))

@@ -322,7 +322,8 @@ def _input_config(config, stage: int) -> TrainingInput:
       seed=config.seed + stage, global_batch=settings.global_batch,
       num_devices=jax.local_device_count(), process_index=jax.process_index(),
       process_count=jax.process_count(), single_frame=stage == 1,
-      num_workers=config.data.num_workers, reduced_decode=config.data.reduced_decode)
+      num_workers=config.data.num_workers, reduced_decode=config.data.reduced_decode,
+      sigma=config.sigma)
 
 
 def _check_finite(pending: list[tuple[int, dict]], manager_dir: pathlib.Path) -> dict | None:

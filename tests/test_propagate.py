@@ -96,3 +96,18 @@ def test_augment_writes_a_sparse_plus_propagated_set_that_stage1_trains_on(synth
   assert int(state.step) == 1
   _, enlarged = source.open_split(retrain, workdir / 'retrained', 'train')
   assert int(enlarged.is_labeled.sum()) == labeled_total
+
+
+def test_plot_and_table_survive_a_subset_without_some_joint(tmp_path):
+  """poseval's mAP is NaN on a |delta| subset that lacks ground truth for some joint (a tiny
+  validation split): the plot leaves that point out, the table says nan."""
+  results = {'PoseWarper': {'1': 90.0, '2': float('nan'), '3': 70.0},
+             'copy': {'1': 95.0, '2': 80.0, '3': 60.0}}
+  path = tmp_path / 'propagation.png'
+  propagate.plot(results, ['1', '2', '3'], path)
+  image = cv2.imread(str(path))
+  assert image is not None and image.shape == (420, 640, 3)
+  table = propagate.results_table(results, ['1', '2', '3'])
+  assert '| PoseWarper | 90.0 | nan | 70.0 |' in table
+  assert table.splitlines()[0] == ('| mAP (Total) | \\|delta\\| = 1 | \\|delta\\| = 2 | '
+                                   '\\|delta\\| = 3 |')

@@ -45,7 +45,7 @@ def tiny_overrides(data_root: pathlib.Path) -> list[str]:
       *(f'--config.model.backbone.{k}={v}' for k, v in b.items()),
       *(f'--config.model.head.{k}={v}' for k, v in h.items()),
       '--config.stage1.global_batch=8', '--config.stage2.global_batch=8',
-      '--config.train.log_every=1']
+      '--config.train.log_every=1', '--config.after_training=()']
 
 
 def tiny_config(data_root: pathlib.Path, stages=(1,), **train_fields):
@@ -55,6 +55,7 @@ def tiny_config(data_root: pathlib.Path, stages=(1,), **train_fields):
   config.model.head.update(TINY['head'])
   config.data.update(synthetic=False, root=str(data_root), tfds_dir=str(data_root / 'tfds'))
   config.stages = stages
+  config.after_training = ()  # the quick start's eval / propagate / render: not here
   config.stage1.global_batch = config.stage2.global_batch = 8
   config.train.update(log_every=1, **train_fields)
   return config

@@ -10,6 +10,7 @@ process 0 prepares and the others wait for it.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 from collections.abc import Sequence
@@ -21,7 +22,8 @@ from posewarper_jax.data import synthetic
 from tfds_posetrack.posetrack18 import Builder, FrameTable, prepare
 
 ROOT_ENV = 'POSETRACK18_DIR'
-# Written last by the generator's caller: a half-written synthetic set is generated again.
+# Written last by the generator's caller, with the generation settings: a half-written set is
+# generated again, and a set made with other settings is an error.
 _SYNTHETIC_DONE = 'GENERATED'
 
 
@@ -44,15 +46,23 @@ def _how_to_get() -> str:
 
 
 def _generate(root: pathlib.Path, config) -> None:
-  if (root / _SYNTHETIC_DONE).exists():
-    return
   num_train, num_val = config.data.synthetic_videos
   height, width = config.data.synthetic_frame_size
+  settings = json.dumps(dict(seed=config.seed, num_train=num_train, num_val=num_val, num_test=0,
+                             width=width, height=height), sort_keys=True)
+  done = root / _SYNTHETIC_DONE
+  if done.exists():
+    if done.read_text().strip() != settings:
+      # The TFDS build and any checkpoints come from those videos: never mix two sets.
+      raise ValueError(
+          f'{root} was generated with {done.read_text().strip()}, but config.seed / '
+          f'config.data.synthetic_videos / config.data.synthetic_frame_size now ask for '
+          f'{settings}: use another --workdir (or delete {root.parent} to regenerate)')
+    return
   print(f'generating a synthetic PoseTrack18 in {root} ({num_train} train / {num_val} val '
         f'videos, {width}x{height})', flush=True)
-  synthetic.generate(root, seed=config.seed, num_train=num_train, num_val=num_val, num_test=0,
-                     width=width, height=height)
-  (root / _SYNTHETIC_DONE).write_text('done\n')
+  synthetic.generate(root, **json.loads(settings))
+  done.write_text(settings + '\n')
 
 
 def prepare_dataset(config, workdir: str | os.PathLike) -> Builder:

@@ -32,6 +32,11 @@ shrinks (approaching / receding). They are drawn far to near, so nearer people o
 ones. The background is a smooth random texture with stripes and blobs, different per video, seen
 through a slowly moving camera that shifts background and people together.
 
+Some frames are degraded as real footage is, in ways their neighbours are not (what temporal
+aggregation is for): about one frame in eight is blurred by camera shake (a linear motion blur) or
+lost focus (a Gaussian blur), and foreground objects near the camera (poles, panels) sweep across
+the view in a few frames, hiding whoever is behind them for a frame or two.
+
 Labels. All 15 non-ear joints inside the image are annotated, occluded or not (PoseTrack annotates
 joints it can infer), except the nose of a head turned away from the camera. A person appears in
 a frame's annotations when any of their body lies in the image; one whose joints are all outside
@@ -65,6 +70,8 @@ SPLITS = ('train', 'val', 'test')
 LABELED_RUN = 30  # train videos label this many consecutive middle frames
 LABEL_STRIDE = 4  # val / test also label every 4th frame
 JPEG_QUALITY = 90
+BLURRED_FRAMES = 0.12  # the share of frames blurred by camera shake or defocus
+OCCLUDER_EVERY = 25  # frames per foreground occluder, on average
 
 # Sub-pixel drawing: cv2 takes fixed-point coordinates with this many fractional bits, so that the
 # figures are drawn where the (float) keypoints say, not rounded to whole pixels.
@@ -220,6 +227,7 @@ class Video:
   margin: tuple[int, int]  # canvas margin (x, y) around a frame
   crowd: tuple[int, int, int, int] | None  # canvas box (x1, y1, x2, y2) of a distant crowd
   background_seed: int
+  effects_seed: int  # the frame degradations (blur, foreground occluders): `effects()`
 
   @property
   def name(self) -> str:
@@ -283,6 +291,31 @@ class Video:
       _draw_crowd(img, self.crowd, rng, scale)
     return img
 
+  def effects(self) -> tuple[list[tuple[str, float, float] | None], list[Occluder]]:
+    """(per frame: None or a blur ('shake', length px, angle rad) / ('defocus', sigma px, 0),
+    the foreground occluders), drawn from effects_seed."""
+    rng = np.random.default_rng(self.effects_seed)
+    scale = math.sqrt(self.width * self.height / (384 * 288))
+    blurs: list[tuple[str, float, float] | None] = []
+    for _ in range(self.nframes):
+      if rng.random() >= BLURRED_FRAMES:
+        blurs.append(None)
+      elif rng.random() < 0.6:
+        blurs.append(('shake', float(rng.uniform(5, 14) * scale), float(rng.uniform(0, math.pi))))
+      else:
+        blurs.append(('defocus', float(rng.uniform(1.5, 3.5) * scale), 0.0))
+    occluders = []
+    for _ in range(int(rng.poisson(self.nframes / OCCLUDER_EVERY))):
+      width = rng.uniform(0.05, 0.14) * self.width
+      frames = rng.uniform(4, 8)  # to cross the view
+      speed = (self.width + width) / frames * rng.choice([-1.0, 1.0])
+      grey = rng.uniform(20, 110)
+      occluders.append(Occluder(
+          t0=float(rng.uniform(-frames / 2, self.nframes)), width=float(width),
+          speed=float(speed), tilt=float(rng.uniform(-0.25, 0.25)),
+          colour=_jitter(rng, (grey, grey, grey), 12)))
+    return blurs, occluders
+
   def background(self, t: int, canvas: np.ndarray) -> np.ndarray:
     """Frame t without its people: [H, W, 3] uint8 BGR (a view into `canvas`)."""
     x, y = (int(v) for v in self.camera(t))
@@ -315,6 +348,11 @@ class Video:
     img = self.background(t, canvas).copy()
     for pose, person in ((q, self.people[q.track_id]) for q in self.poses(t)):
       _draw_person(img, pose, person)
+    blurs, occluders = self.effects()
+    for occluder in occluders:
+      occluder.draw(img, t)
+    if blurs[t] is not None:
+      img = _blur(img, *blurs[t])
     return img
 
   def annotations(self, t: int) -> list[dict[str, Any]]:
@@ -395,6 +433,44 @@ class Video:
     if self.split != 'test':  # test files have no annotations
       out['annotations'] = annotations
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Occluder:
+  """A foreground pole sweeping across the view: its centre is at the left edge (speed > 0) or
+  the right edge (speed < 0) at frame t0, moving `speed` px / frame, leaning by `tilt`."""
+
+  t0: float
+  width: float
+  speed: float
+  tilt: float  # horizontal shift per px of height, relative to the frame's centre row
+  colour: tuple[int, ...]
+
+  def draw(self, img: np.ndarray, t: int) -> None:
+    height, width = img.shape[:2]
+    start = -self.width / 2 if self.speed > 0 else width + self.width / 2
+    x = start + self.speed * (t - self.t0)
+    reach = self.width / 2 + abs(self.tilt) * height / 2
+    if x + reach < 0 or x - reach > width:
+      return
+    dx = self.tilt * height / 2
+    quad = np.array([_pt(x - dx - self.width / 2, 0), _pt(x - dx + self.width / 2, 0),
+                     _pt(x + dx + self.width / 2, height), _pt(x + dx - self.width / 2, height)],
+                    np.int32)
+    cv2.fillConvexPoly(img, quad, self.colour, cv2.LINE_AA, _SHIFT)
+
+
+def _blur(img: np.ndarray, kind: str, amount: float, angle: float) -> np.ndarray:
+  """Camera shake (a line kernel `amount` px long at `angle`) or defocus (Gaussian, sigma)."""
+  if kind == 'defocus':
+    return cv2.GaussianBlur(img, (0, 0), amount)
+  size = int(math.ceil(amount)) | 1
+  kernel = np.zeros((size, size), np.float32)
+  c, half = size // 2, (amount - 1) / 2
+  cv2.line(kernel, _pt(c - half * math.cos(angle), c - half * math.sin(angle)),
+           _pt(c + half * math.cos(angle), c + half * math.sin(angle)), 1.0, 1, cv2.LINE_AA,
+           _SHIFT)
+  return cv2.filter2D(img, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
 
 
 def _pt(x: float, y: float) -> tuple[int, int]:
@@ -515,7 +591,7 @@ def _make_video(rng: np.random.Generator, split: str, number: int, nframes: int,
   return Video(split=split, number=number, nframes=nframes, width=width, height=height,
                people=people, camera0=(float(margin[0]), float(margin[1])), camera_v=cam_v,
                camera_wobble=wobble, margin=margin, crowd=crowd,
-               background_seed=int(rng.integers(2**63)))
+               background_seed=int(rng.integers(2**63)), effects_seed=int(rng.integers(2**63)))
 
 
 def make_videos(*, seed: int = 0, num_train: int = 12, num_val: int = 4, num_test: int = 4,

@@ -1,0 +1,157 @@
+"""What run.py's train mode does after training: config.after_training, then one results table.
+
+    run_after_training(config, workdir)   # e.g. ('eval', 'propagate', 'render')
+
+Steps:
+- 'eval': evaluate.evaluate (single-frame and aggregation mAP) -> <workdir>/eval/<split>.
+- 'propagate': propagate.propagate (PoseWarper against copying labels) -> <workdir>/propagate.
+- 'render': the network's poses on the labeled run of the split's first video, through
+  run.py --mode=infer with that video's ground-truth boxes -> <workdir>/infer/<video>
+  (poses.mp4, grid.png, offsets.png).
+
+Then `summary` gathers whatever the steps wrote into <workdir>/results.md and prints it: the
+single-frame and aggregation mAP, and the propagation mAP per |delta|.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Callable
+
+import jax
+import ml_collections
+
+from posewarper_jax import evaluate, infer, propagate
+from posewarper_jax.data import source
+
+
+def render_first_video(config, workdir: pathlib.Path) -> pathlib.Path:
+  """Poses on the labeled frames of the eval split's first video (its longest run of labeled
+  frames), in that video's ground-truth boxes; returns infer's output folder."""
+  root = source.dataset_root(config, workdir)
+  split = evaluate.split_dir(config)
+  annotations = sorted((root / 'annotations' / split).glob('*.json'))
+  if not annotations:
+    raise FileNotFoundError(f'render: no annotation files in {root / "annotations" / split}')
+  video = json.loads(annotations[0].read_text())
+  labeled = _longest_labeled_run(video['images'])
+  if not labeled:
+    raise ValueError(f'render: {annotations[0]} has no labeled frame')
+  clip = workdir / 'render' / annotations[0].stem
+  clip.mkdir(parents=True, exist_ok=True)
+  boxes = []
+  for image in labeled:
+    link = clip / pathlib.Path(image['file_name']).name
+    if not link.exists():
+      link.symlink_to((root / image['file_name']).resolve())
+    boxes += [{'frame': link.name, 'bbox': a['bbox'], 'score': 1.0}
+              for a in video['annotations']
+              if a['image_id'] == image['id'] and a.get('bbox') and a['bbox'][2] > 0
+              and a['bbox'][3] > 0]
+  (workdir / 'render' / f'{annotations[0].stem}_boxes.json').write_text(json.dumps(boxes))
+  settings = ml_collections.ConfigDict(config.to_dict())
+  settings.infer.input = str(clip)
+  settings.infer.boxes = str(workdir / 'render' / f'{annotations[0].stem}_boxes.json')
+  return infer.infer(settings, workdir)
+
+
+STEPS: dict[str, Callable] = {'eval': evaluate.evaluate, 'propagate': propagate.propagate,
+                              'render': render_first_video}
+
+
+def _longest_labeled_run(images: list[dict]) -> list[dict]:
+  """The longest run of consecutive labeled frames (the first of equal runs)."""
+  best, run = [], []
+  for image in images:
+    run = run + [image] if image.get('is_labeled') else []
+    if len(run) > len(best):
+      best = run
+  return best
+
+
+def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
+  """Runs config.after_training in order; returns (and prints) the summary table, or None when
+  there are no steps.
+
+  A step already done with the same config on the same checkpoints (recorded in
+  <workdir>/after_training.json) is not run again, so running the command again after it
+  finished, or after it stopped, repeats nothing that is complete.
+  """
+  workdir = pathlib.Path(workdir)
+  unknown = [s for s in config.after_training if s not in STEPS]
+  if unknown:
+    raise ValueError(f'config.after_training: unknown steps {unknown}; known: '
+                     f'{", ".join(STEPS)}')
+  record_path = workdir / 'after_training.json'
+  record = json.loads(record_path.read_text()) if record_path.exists() else {}
+  stamp = _stamp(config, workdir)
+  for name in config.after_training:
+    if record.get(name) == stamp:
+      print(f'--- after training: {name}: done before with this config and these checkpoints '
+            f'({record_path})', flush=True)
+      continue
+    print(f'--- after training: {name}', flush=True)
+    STEPS[name](config, workdir)
+    if jax.process_index() == 0:
+      record[name] = stamp
+      record_path.write_text(json.dumps(record, indent=1))
+  if not config.after_training or jax.process_index() != 0:
+    return None
+  table = summary(config, workdir)
+  print(table, flush=True)
+  return table
+
+
+def _stamp(config, workdir: pathlib.Path) -> str:
+  """The config and the latest checkpoint step of each stage of the run."""
+  steps = {}
+  for stage in ('stage1', 'stage2'):
+    folder = workdir / stage / 'checkpoints'
+    if folder.is_dir():
+      steps[stage] = max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=0)
+  return json.dumps({'config': config.to_dict(), 'checkpoints': steps}, sort_keys=True,
+                    default=str)
+
+
+def summary(config, workdir: str | pathlib.Path) -> str:
+  """<workdir>/results.md: one table of Total mAP from what eval and propagate wrote for
+  config.eval.split (rows whose results are missing are left out).
+
+  Columns: every labeled frame of the split (the eval rows), then the frames |delta| = 1, 2, 3
+  away from a kept label in the propagation protocol (the propagate rows).
+  """
+  workdir = pathlib.Path(workdir)
+  split = evaluate.split_dir(config)
+  rows: dict[str, list[str]] = {}
+  eval_path = workdir / 'eval' / split / 'results.json'
+  evaluated = json.loads(eval_path.read_text()) if eval_path.exists() else {}
+  prop_path = workdir / 'propagate' / split / 'results.json'
+  propagated = json.loads(prop_path.read_text())['total'] if prop_path.exists() else {}
+  distances = ('1', '2', '3')
+  fmt = lambda result, key: f'{result[key]:.1f}' if result and key in result else ''
+  names = {'single frame': ('single frame', 'single frame'),
+           'PoseWarper aggregation': ('aggregation', None),
+           'PoseWarper propagation': (None, 'PoseWarper'),
+           'copy the nearest label': (None, 'copy')}
+  for name, (eval_row, prop_row) in names.items():
+    totals = evaluated.get(eval_row, {}).get('groups') if eval_row else None
+    cells = [fmt(totals, 'Total')] + [fmt(propagated.get(prop_row), d) for d in distances]
+    if any(cells):
+      rows[name] = cells
+  header = (f'| {config.eval.split}, {config.eval.boxes} boxes: Total mAP | all labeled frames | '
+            + ' | '.join(f'\\|delta\\| = {d}' for d in distances) + ' |')
+  lines = [header, '|---|---|---|---|---|']
+  lines += [f'| {name} | ' + ' | '.join(cells) + ' |' for name, cells in rows.items()]
+  notes = []
+  if evaluated.get('aggregation') and evaluated.get('single frame'):
+    gain = (evaluated['aggregation']['groups']['Total']
+            - evaluated['single frame']['groups']['Total'])
+    notes.append(f'aggregation - single frame: {gain:+.1f} mAP')
+  if propagated.get('PoseWarper') and propagated.get('copy'):
+    notes += [f'propagation - copy at |delta| = {d}: '
+              f'{propagated["PoseWarper"][d] - propagated["copy"][d]:+.1f} mAP'
+              for d in distances if d in propagated['PoseWarper'] and d in propagated['copy']]
+  text = '\n'.join(lines + ([''] + notes if notes else []))
+  (workdir / 'results.md').write_text(text + '\n')
+  return text

@@ -1,0 +1,94 @@
+"""The quick start, shortened: the README's first command with a tiny model and two steps per
+stage, end to end (generate, build, train both stages, eval, propagate, render, the results
+table), then the same command again, which must redo nothing."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from posewarper_jax.data import source
+from tests.test_train import ROOT, TINY, posewarper_config
+
+
+def _overrides() -> list[str]:
+  b, h = TINY['backbone'], TINY['head']
+  return ['--config.image_size=(64, 48)', '--config.sigma=1.0',
+          *(f'--config.model.backbone.{k}={v}' for k, v in b.items()),
+          *(f'--config.model.head.{k}={v}' for k, v in h.items()),
+          '--config.data.synthetic_videos=(2, 1)', '--config.data.synthetic_frame_size=(144, 192)',
+          '--config.stage1.global_batch=8', '--config.stage2.global_batch=8',
+          '--config.train.num_steps=2', '--config.eval.batch=16']
+
+
+@pytest.fixture(scope='module')
+def quickstart(tmp_path_factory):
+  """(workdir, stdout of the first run, stdout of the second)."""
+  workdir = tmp_path_factory.mktemp('quickstart')
+  command = [sys.executable, str(ROOT / 'run.py'), '--config=configs/posewarper.py:synthetic',
+             f'--workdir={workdir}', *_overrides()]
+  outputs = []
+  for _ in range(2):
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    outputs.append(done.stdout)
+  return workdir, *outputs
+
+
+def test_one_command_does_everything(quickstart):
+  workdir, first, _ = quickstart
+  assert 'generating a synthetic PoseTrack18' in first
+  assert '[stage 1] step 2/2' in first and '[stage 2] step 2/2' in first
+  for step in ('eval', 'propagate', 'render'):
+    assert f'--- after training: {step}\n' in first
+  assert (workdir / 'stage1' / 'checkpoints' / '2').is_dir()
+  assert (workdir / 'stage2' / 'checkpoints' / '2').is_dir()
+  assert set(json.loads((workdir / 'eval' / 'val' / 'results.json').read_text())) == {
+      'single frame', 'aggregation'}
+  assert (workdir / 'propagate' / 'val' / 'propagation.png').stat().st_size > 0
+  (video,) = (workdir / 'infer').iterdir()
+  for name in ('poses.mp4', 'grid.png', 'offsets.png', 'predictions.json'):
+    assert (video / name).stat().st_size > 0, name
+  # Rendered on the labeled run (30 middle frames, perhaps one more) of the first validation
+  # video, in its ground-truth boxes.
+  frames = json.loads((video / 'predictions.json').read_text())['frames']
+  boxes = json.loads((workdir / 'render' / f'{video.name}_boxes.json').read_text())
+  assert len(frames) >= 30 and boxes
+  assert sum(len(f['people']) for f in frames) == len(boxes)
+
+
+def test_the_results_table(quickstart):
+  workdir, first, _ = quickstart
+  table = (workdir / 'results.md').read_text()
+  assert table.strip() in first  # printed at the end
+  rows = {line.split('|')[1].strip(): [c.strip() for c in line.split('|')[2:-1]]
+          for line in table.splitlines() if line.startswith('| ') and 'Total mAP' not in line}
+  assert list(rows) == ['single frame', 'PoseWarper aggregation', 'PoseWarper propagation',
+                        'copy the nearest label']
+  evaluated = json.loads((workdir / 'eval' / 'val' / 'results.json').read_text())
+  propagated = json.loads((workdir / 'propagate' / 'val' / 'results.json').read_text())['total']
+  assert rows['single frame'][0] == f'{evaluated["single frame"]["groups"]["Total"]:.1f}'
+  assert rows['PoseWarper aggregation'] == [
+      f'{evaluated["aggregation"]["groups"]["Total"]:.1f}', '', '', '']
+  assert rows['PoseWarper propagation'][1:] == [f'{propagated["PoseWarper"][d]:.1f}'
+                                                for d in '123']
+  assert rows['copy the nearest label'][1:] == [f'{propagated["copy"][d]:.1f}' for d in '123']
+  assert 'propagation - copy at |delta| = 3:' in table
+
+
+def test_running_it_again_redoes_nothing(quickstart):
+  workdir, first, second = quickstart
+  assert 'generating' not in second
+  assert 'stage 1: already at step 2 of 2' in second and 'stage 2: already at step 2 of 2' in second
+  for step in ('eval', 'propagate', 'render'):
+    assert f'--- after training: {step}: done before' in second
+  assert (workdir / 'results.md').read_text().strip() in second
+
+
+def test_a_workdir_generated_with_other_settings_is_an_error(quickstart):
+  workdir = quickstart[0]
+  config = posewarper_config.get_config('synthetic')
+  config.data.synthetic_videos = (3, 1)
+  with pytest.raises(ValueError, match=r'was generated with .*"num_train": 2.*another --workdir'):
+    source.prepare_dataset(config, workdir)
