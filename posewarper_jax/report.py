@@ -22,7 +22,7 @@ from collections.abc import Callable
 import jax
 import ml_collections
 
-from posewarper_jax import evaluate, infer, propagate
+from posewarper_jax import evaluate, infer, propagate, train
 from posewarper_jax.data import source
 
 
@@ -91,6 +91,10 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
       print(f'--- after training: {name}: done before with this config and these checkpoints '
             f'({record_path})', flush=True)
       continue
+    if name == 'propagate' and not _has_head(config, workdir):
+      print('--- after training: propagate: skipped, the network has no warping head (stage 2 '
+            'was not trained)', flush=True)
+      continue
     print(f'--- after training: {name}', flush=True)
     STEPS[name](config, workdir)
     if jax.process_index() == 0:
@@ -101,6 +105,10 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
   table = summary(config, workdir)
   print(table, flush=True)
   return table
+
+
+def _has_head(config, workdir: pathlib.Path) -> bool:
+  return 'warper' in train.load_pretrained(evaluate.network_path(config, workdir))['params']
 
 
 def _stamp(config, workdir: pathlib.Path) -> str:

@@ -192,8 +192,8 @@ def _manager_dir(path: pathlib.Path) -> pathlib.Path | None:
 
 def load_pretrained(path: str | pathlib.Path) -> dict[str, Any]:
   """{'params', 'batch_stats'} from a run (its workdir, stage folder or checkpoints folder: the
-  latest step), a converted checkpoint (python -m posewarper_jax.convert), or a PyTorch
-  .pth / .npz state dict (official or mmpose names)."""
+  latest step; a stage-1 run's without the untrained head), a converted checkpoint (python -m
+  posewarper_jax.convert), or a PyTorch .pth / .npz state dict (official or mmpose names)."""
   path = pathlib.Path(path).expanduser()
   if not path.exists():
     raise FileNotFoundError(f'initial checkpoint {path} does not exist')
@@ -215,7 +215,13 @@ def load_pretrained(path: str | pathlib.Path) -> dict[str, Any]:
                             getattr(metadata, 'tree', metadata))
     state = manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(template)))['state']
-  return {'params': state['params'], 'batch_stats': state['batch_stats']}
+  variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
+  if manager_dir.parent.name == 'stage1':
+    # Stage 1 trains the backbone alone: the head in its state is the untrained initialization
+    # (the identity warp), not a warping head to evaluate, aggregate or propagate with.
+    variables = {c: {k: v for k, v in group.items() if k != 'warper'}
+                 for c, group in variables.items()}
+  return variables
 
 
 def _merge_group(fresh: Any, loaded: Any, where: str) -> Any:

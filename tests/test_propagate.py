@@ -52,6 +52,10 @@ def test_propagation_needs_a_warping_head(identity_run, tmp_path):
   config.eval.checkpoint = str(tmp_path / 'hrnet')
   with pytest.raises(ValueError, match='hrnet has no warping head'):
     propagate.propagate(config, workdir)
+  # A stage-1 run holds the head's untrained initialization: not a warping head either.
+  config.eval.checkpoint = str(workdir / 'stage1')
+  with pytest.raises(ValueError, match='stage1 has no warping head'):
+    propagate.propagate(config, workdir)
 
 
 def test_augment_writes_a_sparse_plus_propagated_set_that_stage1_trains_on(synthetic_root,

@@ -3,11 +3,13 @@ stage, end to end (generate, build, train both stages, eval, propagate, render, 
 table), then the same command again, which must redo nothing."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from posewarper_jax import report
 from posewarper_jax.data import source
 from tests.test_train import ROOT, TINY, posewarper_config
 
@@ -92,3 +94,13 @@ def test_a_workdir_generated_with_other_settings_is_an_error(quickstart):
   config.data.synthetic_videos = (3, 1)
   with pytest.raises(ValueError, match=r'was generated with .*"num_train": 2.*another --workdir'):
     source.prepare_dataset(config, workdir)
+
+
+def test_propagation_is_skipped_without_a_warping_head(identity_run, tmp_path, capsys):
+  config, trained = identity_run
+  shutil.copytree(trained / 'stage1', tmp_path / 'stage1')
+  config = config.copy_and_resolve_references()
+  config.after_training = ('propagate',)
+  table = report.run_after_training(config, tmp_path)
+  assert 'propagate: skipped, the network has no warping head' in capsys.readouterr().out
+  assert 'propagation' not in table and not (tmp_path / 'propagate').exists()

@@ -265,3 +265,38 @@ def test_full_hd_frame(tmp_path):
   assert summary['splits']['train']['frames'] == 3
   (img_path,) = list((tmp_path / 'images' / 'train').glob('*/000001.jpg'))
   assert cv2.imread(str(img_path)).shape == (1080, 1920, 3)
+
+
+def _sharpness(img: np.ndarray) -> float:
+  return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+
+def test_some_frames_are_blurred_or_occluded_and_their_neighbours_not():
+  """About one frame in eight is blurred, and foreground poles sweep across in a few frames:
+  the frame-specific degradations that temporal aggregation can repair."""
+  videos = synthetic.make_videos(seed=0, num_train=20, num_val=0, num_test=0)
+  blurs = [b for v in videos for b in v.effects()[0]]
+  assert 0.07 < np.mean([b is not None for b in blurs]) < 0.17
+  assert {b[0] for b in blurs if b} == {'shake', 'defocus'}
+  assert sum(len(v.effects()[1]) for v in videos) > 20
+  video = next(v for v in videos if any(v.effects()[0][1:-1]))
+  assert video.effects() == video.effects()  # a function of the seed
+  canvas = video.background_canvas()
+  blurs, occluders = video.effects()
+  t = next(i for i in range(1, video.nframes - 1) if blurs[i] and not blurs[i - 1])
+  sharp = _sharpness(video.frame(t - 1, canvas))
+  assert _sharpness(video.frame(t, canvas)) < 0.5 * sharp, blurs[t]
+  # An occluder in view covers its band with its own colour, over everyone: checked at the
+  # centre row, in the middle of its crossing, on the first occluder whose middle is unblurred.
+  checked = 0
+  for video in videos:
+    blurs, occluders = video.effects()
+    for occluder in occluders:
+      t = int(np.ceil(occluder.t0 + 0.5 * video.width / abs(occluder.speed)))
+      start = -occluder.width / 2 if occluder.speed > 0 else video.width + occluder.width / 2
+      x = int(round(start + occluder.speed * (t - occluder.t0)))
+      if 0 <= t < video.nframes and not blurs[t] and 0 <= x < video.width and not checked:
+        img = video.frame(t, video.background_canvas())
+        np.testing.assert_allclose(img[video.height // 2, x], occluder.colour, atol=2)
+        checked += 1
+  assert checked
