@@ -2,7 +2,7 @@
 
     python run.py --config=configs/posewarper.py --workdir=DIR              # stage 2 (paper)
     python run.py --config=configs/posewarper.py:stage1 --workdir=DIR       # stage 1
-    python run.py --config=configs/posewarper.py:synthetic --workdir=DIR    # minutes on a CPU
+    python run.py --config=configs/posewarper.py:synthetic --workdir=DIR    # the quick start
     python run.py --config=configs/posewarper.py --config.data.max_gap=1 ...  # any field
     python run.py --config=configs/posewarper.py --workdir=DIR --mode=eval    # the mAP table
     python run.py --config=configs/posewarper.py --workdir=DIR --mode=propagate
