@@ -185,9 +185,13 @@ def propagate(config, workdir: str | pathlib.Path) -> dict[str, dict[str, float]
   return results
 
 
+def delta_column(distance: str) -> str:
+  """A Markdown table header for the frames |delta| = distance away ('\\|': a literal bar)."""
+  return f'\\|delta\\| = {distance}'
+
+
 def results_table(results: dict[str, dict[str, float]], columns: Sequence[str]) -> str:
-  # '\\|': a literal bar inside a Markdown table cell.
-  header = ['mAP (Total)'] + [f'\\|delta\\| = {c}' if c != 'all' else 'all moved frames'
+  header = ['mAP (Total)'] + [delta_column(c) if c != 'all' else 'all moved frames'
                               for c in columns]
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for row, values in results.items():

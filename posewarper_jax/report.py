@@ -5,9 +5,9 @@
 Steps:
 - 'eval': evaluate.evaluate (single-frame and aggregation mAP) -> <workdir>/eval/<split>.
 - 'propagate': propagate.propagate (PoseWarper against copying labels) -> <workdir>/propagate.
-- 'render': the network's poses on the labeled run of the split's first video, through
-  run.py --mode=infer with that video's ground-truth boxes -> <workdir>/infer/<video>
-  (poses.mp4, grid.png, offsets.png).
+- 'render': the network's poses on the longest labeled run of the split's first video, through
+  run.py --mode=infer with its ground-truth boxes -> <workdir>/infer/<video id> (poses.mp4,
+  grid.png, offsets.png).
 
 Then `summary` gathers whatever the steps wrote into <workdir>/results.md and prints it: the
 single-frame and aggregation mAP, and the propagation mAP per |delta|.
@@ -22,52 +22,38 @@ from collections.abc import Callable
 import jax
 import ml_collections
 
-from posewarper_jax import evaluate, infer, propagate, train
+from posewarper_jax import evaluate, infer, propagate
 from posewarper_jax.data import source
+from posewarper_jax.data.pipeline import ground_truth_boxes
+from tfds_posetrack.posetrack18 import longest_labeled_run
 
 
 def render_first_video(config, workdir: pathlib.Path) -> pathlib.Path:
-  """Poses on the labeled frames of the eval split's first video (its longest run of labeled
-  frames), in that video's ground-truth boxes; returns infer's output folder."""
-  root = source.dataset_root(config, workdir)
-  split = evaluate.split_dir(config)
-  annotations = sorted((root / 'annotations' / split).glob('*.json'))
-  if not annotations:
-    raise FileNotFoundError(f'render: no annotation files in {root / "annotations" / split}')
-  video = json.loads(annotations[0].read_text())
-  labeled = _longest_labeled_run(video['images'])
-  if not labeled:
-    raise ValueError(f'render: {annotations[0]} has no labeled frame')
-  clip = workdir / 'render' / annotations[0].stem
+  """Poses on the eval split's first video, over its longest run of labeled frames, in their
+  ground-truth boxes (through run.py --mode=infer); returns infer's output folder."""
+  records, table = source.open_split(config, workdir, config.eval.split)
+  run = longest_labeled_run(table, 0)
+  if not len(run):
+    raise ValueError(f'render: video {table.video_names[0]} of the {config.eval.split} split has '
+                     'no labeled frame')
+  name = table.video_names[0]
+  clip = workdir / 'render' / name
   clip.mkdir(parents=True, exist_ok=True)
-  boxes = []
-  for image in labeled:
-    link = clip / pathlib.Path(image['file_name']).name
-    if not link.exists():
-      link.symlink_to((root / image['file_name']).resolve())
-    boxes += [{'frame': link.name, 'bbox': a['bbox'], 'score': 1.0}
-              for a in video['annotations']
-              if a['image_id'] == image['id'] and a.get('bbox') and a['bbox'][2] > 0
-              and a['bbox'][3] > 0]
-  (workdir / 'render' / f'{annotations[0].stem}_boxes.json').write_text(json.dumps(boxes))
+  frame_name = lambda r: f'{table.frame_index[r]:06d}.jpg'
+  for r in run:  # the stored JPEG bytes, as infer reads a folder of frames
+    (clip / frame_name(r)).write_bytes(records[int(r)]['image'])
+  truth, in_run = ground_truth_boxes(records, table), set(run.tolist())
+  boxes = [{'frame': frame_name(r), 'bbox': box.tolist(), 'score': 1.0}
+           for r, box in zip(truth.record, truth.box, strict=True) if int(r) in in_run]
+  boxes_path = workdir / 'render' / f'{name}_boxes.json'
+  boxes_path.write_text(json.dumps(boxes))
   settings = ml_collections.ConfigDict(config.to_dict())
-  settings.infer.input = str(clip)
-  settings.infer.boxes = str(workdir / 'render' / f'{annotations[0].stem}_boxes.json')
+  settings.infer.update(input=str(clip), boxes=str(boxes_path))
   return infer.infer(settings, workdir)
 
 
 STEPS: dict[str, Callable] = {'eval': evaluate.evaluate, 'propagate': propagate.propagate,
                               'render': render_first_video}
-
-
-def _longest_labeled_run(images: list[dict]) -> list[dict]:
-  """The longest run of consecutive labeled frames (the first of equal runs)."""
-  best, run = [], []
-  for image in images:
-    run = run + [image] if image.get('is_labeled') else []
-    if len(run) > len(best):
-      best = run
-  return best
 
 
 def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
@@ -91,7 +77,7 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
       print(f'--- after training: {name}: done before with this config and these checkpoints '
             f'({record_path})', flush=True)
       continue
-    if name == 'propagate' and not _has_head(config, workdir):
+    if name == 'propagate' and evaluate.network_path(config, workdir) == workdir / 'stage1':
       print('--- after training: propagate: skipped, the network has no warping head (stage 2 '
             'was not trained)', flush=True)
       continue
@@ -105,10 +91,6 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
   table = summary(config, workdir)
   print(table, flush=True)
   return table
-
-
-def _has_head(config, workdir: pathlib.Path) -> bool:
-  return 'warper' in train.load_pretrained(evaluate.network_path(config, workdir))['params']
 
 
 def _stamp(config, workdir: pathlib.Path) -> str:
@@ -148,7 +130,7 @@ def summary(config, workdir: str | pathlib.Path) -> str:
     if any(cells):
       rows[name] = cells
   header = (f'| {config.eval.split}, {config.eval.boxes} boxes: Total mAP | all labeled frames | '
-            + ' | '.join(f'\\|delta\\| = {d}' for d in distances) + ' |')
+            + ' | '.join(propagate.delta_column(d) for d in distances) + ' |')
   lines = [header, '|---|---|---|---|---|']
   lines += [f'| {name} | ' + ' | '.join(cells) + ' |' for name, cells in rows.items()]
   notes = []

@@ -11,14 +11,11 @@ import pytest
 
 from posewarper_jax import report
 from posewarper_jax.data import source
-from tests.test_train import ROOT, TINY, posewarper_config
+from tests.test_train import ROOT, posewarper_config, tiny_model_overrides
 
 
 def _overrides() -> list[str]:
-  b, h = TINY['backbone'], TINY['head']
-  return ['--config.image_size=(64, 48)', '--config.sigma=1.0',
-          *(f'--config.model.backbone.{k}={v}' for k, v in b.items()),
-          *(f'--config.model.head.{k}={v}' for k, v in h.items()),
+  return [*tiny_model_overrides(), '--config.sigma=1.0',
           '--config.data.synthetic_videos=(2, 1)', '--config.data.synthetic_frame_size=(144, 192)',
           '--config.stage1.global_batch=8', '--config.stage2.global_batch=8',
           '--config.train.num_steps=2', '--config.eval.batch=16']

@@ -293,8 +293,7 @@ def test_some_frames_are_blurred_or_occluded_and_their_neighbours_not():
     blurs, occluders = video.effects()
     for occluder in occluders:
       t = int(np.ceil(occluder.t0 + 0.5 * video.width / abs(occluder.speed)))
-      start = -occluder.width / 2 if occluder.speed > 0 else video.width + occluder.width / 2
-      x = int(round(start + occluder.speed * (t - occluder.t0)))
+      x = int(round(occluder.centre_x(t, video.width)))
       if 0 <= t < video.nframes and not blurs[t] and 0 <= x < video.width and not checked:
         img = video.frame(t, video.background_canvas())
         np.testing.assert_allclose(img[video.height // 2, x], occluder.colour, atol=2)

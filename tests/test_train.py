@@ -36,14 +36,19 @@ TINY = dict(image_size=(64, 48), backbone=dict(width=8, stage_modules=(1,), stag
             head=dict(num_blocks=2, features=8, dilations=(3,)))
 
 
+def tiny_model_overrides() -> list[str]:
+  """TINY's crop size and networks as command-line overrides."""
+  b, h = TINY['backbone'], TINY['head']
+  return ['--config.image_size=(64, 48)',
+          *(f'--config.model.backbone.{k}={v}' for k, v in b.items()),
+          *(f'--config.model.head.{k}={v}' for k, v in h.items())]
+
+
 def tiny_overrides(data_root: pathlib.Path) -> list[str]:
   """The same tiny experiment as command-line overrides (for run.py in subprocesses)."""
-  b, h = TINY['backbone'], TINY['head']
   return [
-      '--config.image_size=(64, 48)', f'--config.data.root={data_root}',
+      *tiny_model_overrides(), f'--config.data.root={data_root}',
       f'--config.data.tfds_dir={data_root / "tfds"}', '--config.data.synthetic=False',
-      *(f'--config.model.backbone.{k}={v}' for k, v in b.items()),
-      *(f'--config.model.head.{k}={v}' for k, v in h.items()),
       '--config.stage1.global_batch=8', '--config.stage2.global_batch=8',
       '--config.train.log_every=1', '--config.after_training=()', '--config.sigma=3.0']
 

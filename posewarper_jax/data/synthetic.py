@@ -238,6 +238,11 @@ class Video:
     return f'{self.number:06d}'
 
   @property
+  def scale(self) -> float:
+    """Pixel sizes and speeds relative to a 384x288 frame."""
+    return _scale(self.width, self.height)
+
+  @property
   def t_mid(self) -> float:
     return (self.nframes - 1) / 2
 
@@ -253,7 +258,7 @@ class Video:
     """The video's background, [H + 2 * margin_y, W + 2 * margin_x, 3] uint8 BGR."""
     rng = np.random.default_rng(self.background_seed)
     ch, cw = self.height + 2 * self.margin[1], self.width + 2 * self.margin[0]
-    scale = math.sqrt(self.width * self.height / (384 * 288))
+    scale = self.scale
     # Smooth, desaturated colour noise: a few random colours blended over the frame.
     base = rng.uniform(60, 200, 3)
     gh, gw = rng.integers(3, 8, 2)
@@ -295,7 +300,7 @@ class Video:
     """(per frame: None or a blur ('shake', length px, angle rad) / ('defocus', sigma px, 0),
     the foreground occluders), drawn from effects_seed."""
     rng = np.random.default_rng(self.effects_seed)
-    scale = math.sqrt(self.width * self.height / (384 * 288))
+    scale = self.scale
     blurs: list[tuple[str, float, float] | None] = []
     for _ in range(self.nframes):
       if rng.random() >= BLURRED_FRAMES:
@@ -446,10 +451,14 @@ class Occluder:
   tilt: float  # horizontal shift per px of height, relative to the frame's centre row
   colour: tuple[int, ...]
 
+  def centre_x(self, t: float, frame_width: int) -> float:
+    """The pole's centre column (at the frame's centre row) in frame t."""
+    start = -self.width / 2 if self.speed > 0 else frame_width + self.width / 2
+    return start + self.speed * (t - self.t0)
+
   def draw(self, img: np.ndarray, t: int) -> None:
     height, width = img.shape[:2]
-    start = -self.width / 2 if self.speed > 0 else width + self.width / 2
-    x = start + self.speed * (t - self.t0)
+    x = self.centre_x(t, width)
     reach = self.width / 2 + abs(self.tilt) * height / 2
     if x + reach < 0 or x - reach > width:
       return
@@ -571,9 +580,13 @@ def _make_person(rng: np.random.Generator, track_id: int, nframes: int, width: i
       limb_colours=tuple(_jitter(rng, c, 12) for _, _, c, _ in _LIMBS))
 
 
+def _scale(width: int, height: int) -> float:
+  return math.sqrt(width * height / (384 * 288))
+
+
 def _make_video(rng: np.random.Generator, split: str, number: int, nframes: int, width: int,
                 height: int, max_people: int, crowd_prob: float) -> Video:
-  scale = math.sqrt(width * height / (384 * 288))
+  scale = _scale(width, height)
   people = [_make_person(rng, i, nframes, width, height, scale)
             for i in range(int(rng.integers(1, max_people + 1)))]
   cam_v = (rng.uniform(-1.0, 1.0) * scale, rng.uniform(-0.3, 0.3) * scale)

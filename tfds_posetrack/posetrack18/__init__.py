@@ -6,6 +6,7 @@
 from tfds_posetrack.posetrack18.pairs import (
     FrameTable,
     labeled_records,
+    longest_labeled_run,
     neighbours,
     propagation_protocol,
     training_pairs,
@@ -17,5 +18,6 @@ from tfds_posetrack.posetrack18.posetrack18_dataset_builder import (
     prepare,
 )
 
-__all__ = ['Builder', 'FrameTable', 'PoseTrack18Config', 'labeled_records', 'make_config',
-           'neighbours', 'prepare', 'propagation_protocol', 'training_pairs']
+__all__ = ['Builder', 'FrameTable', 'PoseTrack18Config', 'labeled_records',
+           'longest_labeled_run', 'make_config', 'neighbours', 'prepare', 'propagation_protocol',
+           'training_pairs']

@@ -117,6 +117,18 @@ def labeled_records(table: FrameTable) -> np.ndarray:
   return np.flatnonzero(table.is_labeled)
 
 
+def longest_labeled_run(table: FrameTable, video: int) -> np.ndarray:
+  """The records of video `video`'s longest run of consecutive labeled frames, in frame order
+  (the first of equally long runs); empty when the video has no labeled frame."""
+  labeled = labeled_records(table)
+  records = labeled[table.video[labeled] == video]
+  if not len(records):
+    return records
+  records = records[np.argsort(table.frame_index[records], kind='stable')]
+  breaks = np.flatnonzero(np.diff(table.frame_index[records]) != 1) + 1
+  return max(np.split(records, breaks), key=len)  # max() keeps the first of equal runs
+
+
 def propagation_protocol(table: FrameTable, max_distance: int = 3) -> np.ndarray:
   """Spec 3's propagation protocol: int64 [Q, 3] (target record, source record, delta).
 
@@ -127,16 +139,10 @@ def propagation_protocol(table: FrameTable, max_distance: int = 3) -> np.ndarray
   sources themselves.
   """
   rows = []
-  labeled = labeled_records(table)
   for v in range(len(table.video_names)):
-    records = labeled[table.video[labeled] == v]
-    if not len(records):
+    run = longest_labeled_run(table, v)
+    if not len(run):
       continue
-    records = records[np.argsort(table.frame_index[records], kind='stable')]
-    frames = table.frame_index[records]
-    breaks = np.flatnonzero(np.diff(frames) != 1) + 1
-    runs = np.split(np.arange(len(records)), breaks)
-    run = records[max(runs, key=len)]  # max() keeps the first of equally long runs
     n = len(run)
     sources = list(range(min(3, n - 1), n, 2 * max_distance + 1))
     if n - 1 - sources[-1] > max_distance:
