@@ -8,7 +8,7 @@ the TFDS dataset, then measures in one run:
 * the pipeline: pairs per second of the training stream (384x288 crops, both frames decoded,
   one shared augmentation, targets), with 0, 1 and 2 Grain worker processes, each computing
   elements on one thread (`read_threads=1`), per core used (the workers, or the main process
-  with 0), and as a fraction of the decode limit;
+  with 0), and as a fraction of the decode limit measured right after it;
 * the same with reduced-size JPEG decoding (`TrainingInput.reduced_decode`).
 
     python benchmarks/input_pipeline.py
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from common import median_ms
 
-from posewarper_jax.data.pipeline import TrainingInput, training_dataset
+from posewarper_jax.data.pipeline import TrainingInput, keep_freed_memory, training_dataset
 from posewarper_jax.data.synthetic import generate
 from tfds_posetrack.posetrack18 import FrameTable, prepare
 
@@ -58,14 +58,17 @@ def decode_limit(records, repeats: int) -> float:
 
 
 def pipeline_rate(split, config: TrainingInput, pairs: int) -> float:
-  """Pairs per second after the first batch (worker start-up excluded)."""
+  """Pairs per second: the batch size over the median time between batches, after two warm-up
+  batches (worker start-up excluded; the median, because the machine is shared)."""
   iterator = iter(training_dataset(*split, config))
-  next(iterator)
-  batches = max(pairs // config.global_batch, 1)
-  start = time.perf_counter()
-  for _ in range(batches):
+  for _ in range(2):
     next(iterator)
-  return batches * config.global_batch / (time.perf_counter() - start)
+  intervals = []
+  for _ in range(max(pairs // config.global_batch, 1)):
+    start = time.perf_counter()
+    next(iterator)
+    intervals.append(time.perf_counter() - start)
+  return config.global_batch / float(np.median(intervals))
 
 
 def main(argv=None):
@@ -80,6 +83,10 @@ def main(argv=None):
   args = parser.parse_args(argv)
 
   cv2.setNumThreads(1)  # one core per process, so that rates per core mean what they say
+  # The allocator setting the pipeline makes, made before anything is measured, so that the
+  # decode limit and the pipeline decode under the same malloc (without it the limit came out
+  # at half its value when measured before the first pipeline had run).
+  keep_freed_memory()
   workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix='pipeline_bench_'))
   split = build(workdir, args.videos, args.frames)
 
@@ -97,8 +104,6 @@ def main(argv=None):
     for workers in args.workers:
       config = dataclasses.replace(base, num_workers=workers, reduced_decode=reduced)
       rate = pipeline_rate(split, config, args.pairs)
-      # After the row, not before: measured before any pipeline had run, the limit came out at
-      # half its later value every time (62 against 138 pairs/s), for reasons not found.
       limit = decode_limit(split[0], args.repeats)
       cores = max(workers, 1)
       print(f'| {"reduced" if reduced else "full"} | {workers} | {rate:.1f} | {cores} | '

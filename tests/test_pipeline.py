@@ -129,6 +129,26 @@ def test_worker_processes_give_the_same_batches(train_split):
   assert all(_equal(x, y) for x, y in zip(expected, with_workers, strict=True))
 
 
+class _FullRecords:
+  """The data source behind a plain sequence: records decoded by TFDS itself, every field."""
+
+  def __init__(self, source):
+    self.source = source
+
+  def __len__(self):
+    return len(self.source)
+
+  def __getitem__(self, index):
+    return self.source[index]
+
+
+def test_lean_records_give_the_same_batches(train_split):
+  records, table = train_split
+  lean = _batches(train_split, CONFIG, 3)  # a TFDS source is read through LeanRecords
+  full = _batches((_FullRecords(records), table), CONFIG, 3)
+  assert all(_equal(x, y) for x, y in zip(lean, full, strict=True))
+
+
 def test_bad_batch_layout_is_named(train_split):
   with pytest.raises(ValueError, match='global batch .5. must divide evenly over 1 processes x 2'):
     training_dataset(*train_split, dataclasses.replace(CONFIG, global_batch=5))
