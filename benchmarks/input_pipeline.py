@@ -9,10 +9,14 @@ the TFDS dataset, then measures in one run:
   one shared augmentation, targets), with 0, 1 and 2 Grain worker processes, each computing
   elements on one thread (`read_threads=1`), per core used (the workers, or the main process
   with 0), and as a fraction of the decode limit measured right after it;
-* the same with reduced-size JPEG decoding (`TrainingInput.reduced_decode`).
+* the same with reduced-size JPEG decoding (`TrainingInput.reduced_decode`);
+* how often reduced decoding applies: the share of training crops decoded at 1/1 ... 1/8 size,
+  on the synthetic frames and on the real PoseTrack18 sample when ../shared has it.
+
+Every row is measured `--rounds` times, the rows interleaved, and reported as medians.
 
     python benchmarks/input_pipeline.py
-    python benchmarks/input_pipeline.py --pairs 256 --workers 0 1 2
+    python benchmarks/input_pipeline.py --pairs 256 --workers 0 1 2 --rounds 5
 """
 
 from __future__ import annotations
@@ -30,9 +34,18 @@ import cv2
 import numpy as np
 from common import median_ms
 
-from posewarper_jax.data.pipeline import TrainingInput, keep_freed_memory, training_dataset
+from posewarper_jax.data import transforms
+from posewarper_jax.data.pipeline import (
+    TrainingInput,
+    decode_factor,
+    keep_freed_memory,
+    person_box,
+    training_dataset,
+)
 from posewarper_jax.data.synthetic import generate
 from tfds_posetrack.posetrack18 import FrameTable, prepare
+
+SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
 
 
 def build(workdir: pathlib.Path, videos: int, frames: int):
@@ -71,15 +84,41 @@ def pipeline_rate(split, config: TrainingInput, pairs: int) -> float:
   return config.global_batch / float(np.median(intervals))
 
 
+def decode_factors(records, table, image_size, draws: int, seed: int = 0) -> dict[int, float]:
+  """Share of training crops that reduced decoding decodes at 1/1, 1/2, 1/4, 1/8: every labeled
+  person's box under `draws` of the release's augmentation (transforms.sample_augmentation)."""
+  rng = np.random.default_rng(seed)
+  height, width = image_size
+  counts = dict.fromkeys((1, 2, 4, 8), 0)
+  for r in np.flatnonzero(table.is_labeled & (table.people > 0)):
+    record = records[int(r)]
+    for person in range(len(record['people']['keypoints'])):
+      box = person_box(record, person)
+      keypoints = np.asarray(record['people']['keypoints'][person])
+      for _ in range(draws):
+        aug = transforms.sample_augmentation(rng, box, keypoints, width / height)
+        counts[decode_factor(aug.scale, width)] += 1
+  total = sum(counts.values())
+  return {f: c / total for f, c in counts.items()}
+
+
+def _factor_line(name: str, shares: dict[int, float]) -> str:
+  return f'| {name} | ' + ' | '.join(f'{100 * shares[f]:.0f}%' for f in (1, 2, 4, 8)) + ' |'
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--workdir', default=None, help='keeps the generated data between runs')
   parser.add_argument('--videos', type=int, default=4)
   parser.add_argument('--frames', type=int, default=40)
-  parser.add_argument('--pairs', type=int, default=480, help='pairs timed per configuration')
+  parser.add_argument('--pairs', type=int, default=480, help='pairs timed per row and round')
   parser.add_argument('--batch', type=int, default=16)
   parser.add_argument('--workers', type=int, nargs='+', default=[0, 1, 2])
+  parser.add_argument('--rounds', type=int, default=3,
+                      help='every row measured this many times, rows interleaved')
   parser.add_argument('--repeats', type=int, default=41)
+  parser.add_argument('--sample', default=str(SAMPLE),
+                      help='real PoseTrack18 frames for the decode-factor table (if present)')
   args = parser.parse_args(argv)
 
   cv2.setNumThreads(1)  # one core per process, so that rates per core mean what they say
@@ -91,23 +130,38 @@ def main(argv=None):
   split = build(workdir, args.videos, args.frames)
 
   print(f'# input pipeline, 1920x1080 synthetic PoseTrack18 JPEGs, 384x288 crops, batch '
-        f'{args.batch}, k = 2, {args.pairs} pairs timed per row')
+        f'{args.batch}, k = 2, {args.pairs} pairs timed per row, {args.rounds} rounds')
   print(f'# {common.machine_line()}; OpenCV {cv2.__version__}, 1 thread per process')
-  print('# decode limit: two full decodes per pair on one core, measured again after each row')
-  print('# (the machine is shared: the ratio uses the measurement next to it)')
-  print()
-  print('| decoding | workers | pairs/s | cores | pairs/s per core | decode limit pairs/s | '
-        'per core / limit |')
-  print('|---|---|---|---|---|---|---|')
+  print('# decode limit: two full decodes per pair on one core, measured right after each row;')
+  print('# medians over the rounds, and the range of the per-round ratios (the machine is shared)')
   base = TrainingInput(image_size=(384, 288), k=2, global_batch=args.batch, read_threads=1)
-  for reduced in (False, True):
-    for workers in args.workers:
+  rows = [(reduced, workers) for reduced in (False, True) for workers in args.workers]
+  measured = {row: [] for row in rows}
+  for _ in range(args.rounds):
+    for reduced, workers in rows:
       config = dataclasses.replace(base, num_workers=workers, reduced_decode=reduced)
-      rate = pipeline_rate(split, config, args.pairs)
-      limit = decode_limit(split[0], args.repeats)
-      cores = max(workers, 1)
-      print(f'| {"reduced" if reduced else "full"} | {workers} | {rate:.1f} | {cores} | '
-            f'{rate / cores:.1f} | {limit:.1f} | {rate / cores / limit:.2f} |', flush=True)
+      rate = pipeline_rate(split, config, args.pairs) / max(workers, 1)
+      measured[reduced, workers].append((rate, decode_limit(split[0], args.repeats)))
+  print()
+  print('| decoding | workers | cores | pairs/s per core | decode limit pairs/s | '
+        'per core / limit | range over rounds |')
+  print('|---|---|---|---|---|---|---|')
+  for (reduced, workers), values in measured.items():
+    rate, limit = np.median(values, axis=0)
+    ratios = [r / lim for r, lim in values]
+    print(f'| {"reduced" if reduced else "full"} | {workers} | {max(workers, 1)} | {rate:.1f} | '
+          f'{limit:.1f} | {np.median(ratios):.2f} | {min(ratios):.2f}-{max(ratios):.2f} |')
+
+  # What reduced decoding can gain depends on how large people are in the frame.
+  print('\n# crops decoded at each size by reduced decoding (384x288, 20 augmentations a person)')
+  print('\n| frames | 1/1 | 1/2 | 1/4 | 1/8 |\n|---|---|---|---|---|')
+  print(_factor_line('synthetic 1920x1080', decode_factors(*split, (384, 288), draws=20)))
+  sample = pathlib.Path(args.sample)
+  if (sample / 'annotations' / 'val').is_dir():
+    builder = prepare(sample, workdir / 'tfds_sample')
+    real = builder.as_data_source('validation'), FrameTable.from_builder(builder, 'validation')
+    print(_factor_line('PoseTrack18 sample (14 people)',
+                       decode_factors(*real, (384, 288), draws=20)))
   print(f'\n# data in {workdir} ({os.cpu_count()} CPU cores on this machine)')
 
 
