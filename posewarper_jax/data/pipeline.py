@@ -10,6 +10,10 @@ random crop (box, scale, rotation, half body, flip: transforms.sample_augmentati
 to both; targets come from A only (spec 2.2, 2.3). The single-frame stream of stage 1 is the
 same with `single_frame=True` (A alone).
 
+A TFDS data source is read through LeanRecords (the JPEG, frame size, keypoints and boxes, not
+every feature), and keep_freed_memory lets glibc reuse decoded frames' buffers: decoding JPEGs
+is the stream's cost, the rest is kept small (docs/benchmarks.md, input pipeline).
+
 Frames come out as uint8 RGB crops [..., H, W, 3]: the train step normalizes them on the
 device (ImageNet mean and std, `transforms.normalize`'s constants), which costs the host nothing
 and moves a quarter of the bytes.

@@ -1,17 +1,17 @@
 """The fields a crop needs, read straight from the stored tf.train.Example.
 
 TFDS's data source turns every feature of a record into NumPy through its Python-level feature
-connectors: about 0.3 ms a record here, more than a tenth of the training stream's time besides
-JPEG decoding (two records per pair). The stream needs the JPEG bytes, the frame size and the
-people's keypoints and boxes; parsing the Example proto and converting only those takes about
-0.1 ms (docs/benchmarks.md, input pipeline).
+connectors: about 0.3 ms a record, two records a pair, a sixth of what the training stream spent
+besides decoding JPEGs. The stream needs the JPEG bytes, the frame size and the people's
+keypoints and boxes; parsing the Example proto and converting only those takes about 0.1 ms
+(docs/benchmarks.md, input pipeline).
 
     records = LeanRecords(builder.as_data_source('train'))
     record = records[i]   # {'image': bytes, 'width': int, 'height': int,
                           #  'people': {'keypoints': [P, J, 3] float64, 'bbox': [P, 4] float64,
                           #             'has_bbox': [P] bool}}
 
-The values equal the data source's own for those fields (tests/test_posetrack_builder.py checks
+The values equal the data source's own for those fields (tests/test_lean_records.py checks
 every record of a build); the layout they rely on is the builder's features
 (posetrack18_dataset_builder.Builder._info: float64 tensors stored as raw bytes, one bytes entry
 per person).
