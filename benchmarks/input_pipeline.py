@@ -36,16 +36,15 @@ from common import median_ms
 
 from posewarper_jax.data import transforms
 from posewarper_jax.data.pipeline import (
-    TrainingInput,
-    decode_factor,
-    keep_freed_memory,
-    person_box,
-    training_dataset,
+  TrainingInput,
+  decode_factor,
+  keep_freed_memory,
+  person_box,
+  training_dataset,
 )
 from posewarper_jax.data.synthetic import generate
+from tests.shared_data import SAMPLE
 from tfds_posetrack.posetrack18 import FrameTable, prepare
-
-SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
 
 
 def build(workdir: pathlib.Path, videos: int, frames: int):

@@ -17,10 +17,8 @@ from posewarper_jax.data import source, transforms
 from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS, flip_permutation
 from posewarper_jax.data.pipeline import ground_truth_boxes
 from posewarper_jax.metrics import posetrack_map
+from tests.shared_data import SAMPLE
 from tests.test_train import ROOT, tiny_config, tiny_overrides
-
-SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
-
 
 # --- Decoding -----------------------------------------------------------------------------------
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import pathlib
 
 import numpy as np
 import pytest
 from tensorflow_datasets.proto import tf_example_pb2
 
 from posewarper_jax.data.synthetic import generate
+from tests.shared_data import SAMPLE
 from tfds_posetrack.posetrack18 import prepare
 from tfds_posetrack.posetrack18.lean_records import LeanRecords
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
 PEOPLE_FIELDS = ('keypoints', 'bbox', 'has_bbox')
 
 

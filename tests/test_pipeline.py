@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import pathlib
 
 import numpy as np
 import pytest
@@ -23,9 +22,9 @@ from posewarper_jax.data.pipeline import (
   training_dataset,
 )
 from posewarper_jax.data.synthetic import generate
+from tests.shared_data import SAMPLE
 from tfds_posetrack.posetrack18 import FrameTable, prepare
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
 CONFIG = TrainingInput(image_size=(128, 96), k=2, seed=0, global_batch=4, num_devices=2)
 
 

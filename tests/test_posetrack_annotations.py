@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import collections
 import json
-import pathlib
 
 import numpy as np
 import pytest
 
+from tests.shared_data import SAMPLE
 from tfds_posetrack.posetrack18.annotations import read_video
-
-SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
 
 
 @pytest.fixture

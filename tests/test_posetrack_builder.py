@@ -11,15 +11,15 @@ import pytest
 import tensorflow_datasets as tfds
 
 from posewarper_jax.data.synthetic import generate
+from tests.shared_data import SAMPLE
 from tfds_posetrack.posetrack18.pairs import FrameTable, training_pairs
 from tfds_posetrack.posetrack18.posetrack18_dataset_builder import (
-    Builder,
-    jpeg_size,
-    make_config,
-    prepare,
+  Builder,
+  jpeg_size,
+  make_config,
+  prepare,
 )
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
 TEST_VIDEO = '000001_mpiinew_test'
 
 

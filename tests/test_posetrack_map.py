@@ -12,9 +12,9 @@ import pytest
 
 from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS
 from posewarper_jax.metrics import posetrack_map as pm
+from tests.shared_data import SAMPLE, SHARED
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / 'shared'
-SAMPLE_VAL = SHARED / 'data' / 'posetrack18_sample' / 'annotations' / 'val'
+SAMPLE_VAL = SAMPLE / 'annotations' / 'val'
 GOLDEN = SHARED / 'reference' / 'poseval_golden'
 
 HEAD_BOX = [0, 0, 3, 4]  # diagonal 5: head size 3, a match within 1.5 pixels

@@ -4,7 +4,6 @@ clip of the PoseTrack18 sample."""
 from __future__ import annotations
 
 import json
-import pathlib
 import subprocess
 import sys
 
@@ -13,10 +12,10 @@ import pytest
 
 from posewarper_jax import infer, render
 from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS
+from tests.shared_data import SAMPLE
 from tests.test_train import ROOT, tiny_config, tiny_overrides
 
-CLIP = (pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
-        / 'videos')
+CLIP = SAMPLE / 'videos'
 
 
 def test_draw_poses_colours_confident_joints_and_skips_the_rest():

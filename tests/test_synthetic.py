@@ -15,8 +15,8 @@ import pytest
 
 from posewarper_jax.data import keypoints as kp
 from posewarper_jax.data import synthetic
+from tests.shared_data import SAMPLE
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'posetrack18_sample'
 MMPOSE_IMAGE_FIELDS = {'width', 'height', 'mask_file'}
 MMPOSE_ANNOTATION_FIELDS = {'iscrowd', 'num_keypoints'}
 IGNORE_FIELDS = {'ignore_regions_x', 'ignore_regions_y'}
