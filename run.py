@@ -16,7 +16,7 @@ Several processes (GPU clusters, TPU pods): see posewarper_jax/multihost.py.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from posewarper_jax import multihost
+from posewarper_jax import multihost, paths
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'the experiment (configs/posewarper.py[:variants])',
@@ -46,22 +46,25 @@ def main(argv):
   from posewarper_jax import augment, evaluate, infer, propagate, report, train
 
   config = FLAGS.config
-  print(f'posewarper_jax: {FLAGS.mode} in {FLAGS.workdir}; process {jax.process_index()} of '
+  # Every path the user gave, absolute from here on (paths.py says why).
+  paths.absolute_config(config)
+  workdir = paths.absolute(FLAGS.workdir)
+  print(f'posewarper_jax: {FLAGS.mode} in {workdir}; process {jax.process_index()} of '
         f'{jax.process_count()}, {jax.local_device_count()} local / {jax.device_count()} '
         f'{jax.default_backend()} devices', flush=True)
   if FLAGS.mode == 'train':
-    train.write_config(config, FLAGS.workdir)
+    train.write_config(config, workdir)
     for stage in config.stages:
-      train.train_stage(config, FLAGS.workdir, stage)
-    report.run_after_training(config, FLAGS.workdir)
+      train.train_stage(config, workdir, stage)
+    report.run_after_training(config, workdir)
   elif FLAGS.mode == 'eval':
-    evaluate.evaluate(config, FLAGS.workdir)
+    evaluate.evaluate(config, workdir)
   elif FLAGS.mode == 'propagate':
-    propagate.propagate(config, FLAGS.workdir)
+    propagate.propagate(config, workdir)
   elif FLAGS.mode == 'augment':
-    augment.augment(config, FLAGS.workdir)
+    augment.augment(config, workdir)
   elif FLAGS.mode == 'infer':
-    infer.infer(config, FLAGS.workdir)
+    infer.infer(config, workdir)
 
 
 if __name__ == '__main__':

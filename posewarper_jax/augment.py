@@ -24,7 +24,7 @@ import pathlib
 import jax
 import numpy as np
 
-from posewarper_jax import evaluate, propagate, train
+from posewarper_jax import checkpoints, evaluate, propagate
 from posewarper_jax.data import source
 from tfds_posetrack.posetrack18 import propagation_protocol
 
@@ -47,10 +47,11 @@ def augment(config, workdir: str | pathlib.Path) -> pathlib.Path:
   if not len(protocol):
     raise ValueError(f'the train split of {root} has no labeled run to propagate through')
   items = propagate._items(records, protocol)
-  path = evaluate.network_path(config, workdir)
-  variables = train.load_pretrained(path)
-  if 'warper' not in variables['params']:
-    raise ValueError(f'{path} has no warping head: propagation needs a stage-2 network')
+  network = checkpoints.load(checkpoints.network(config, workdir))
+  variables, path = network.variables, network.checkpoint.describe()
+  if not network.has_head:
+    raise ValueError(f'{network.checkpoint.path} has no warping head: propagation needs a '
+                     f'stage-2 network ({path})')
   print(f'augment: {path} propagates {len(items)} people onto '
         f'{int((protocol[:, 2] != 0).sum())} frames of the train split', flush=True)
   xy, peak = propagate.propagate_poses(config, records, items, variables)

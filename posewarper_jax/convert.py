@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from posewarper_jax import paths
 from posewarper_jax.models import (
     HRNet,
     PoseWarper,
@@ -305,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--output', required=True, help='directory of the Orbax checkpoint')
   parser.add_argument('--layout', default='auto', choices=LAYOUTS)
   args = parser.parse_args(argv)
+  args.input, args.output = paths.absolute(args.input), paths.absolute(args.output)
 
   state_dict = load_state_dict(args.input)
   try:

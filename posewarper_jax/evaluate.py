@@ -20,7 +20,7 @@ import cv2
 import jax
 import numpy as np
 
-from posewarper_jax import inference, render, train
+from posewarper_jax import checkpoints, inference, render, train
 from posewarper_jax.data import source
 from posewarper_jax.data.keypoints import NUM_JOINTS
 from posewarper_jax.data.pipeline import (
@@ -43,17 +43,6 @@ def split_dir(config) -> str:
     raise ValueError(f'config.eval.split must be one of {", ".join(SPLIT_DIRS)}, '
                      f'got {config.eval.split!r}')
   return SPLIT_DIRS[config.eval.split]
-
-
-def network_path(config, workdir: pathlib.Path) -> pathlib.Path:
-  """config.eval.checkpoint, else this run's stage 2, else its stage 1."""
-  if config.eval.checkpoint:
-    return pathlib.Path(config.eval.checkpoint).expanduser()
-  for stage in (2, 1):
-    if (workdir / f'stage{stage}' / 'checkpoints').is_dir():
-      return workdir / f'stage{stage}'
-  raise FileNotFoundError(f'nothing to evaluate: no checkpoints in {workdir}/stage2 or '
-                          f'{workdir}/stage1, and config.eval.checkpoint is empty')
 
 
 def heatmap_functions(model: PoseWarper, flip_test: bool) -> dict[str, Callable]:
@@ -91,11 +80,10 @@ def predict(config, workdir: str | pathlib.Path) -> dict[str, tuple[np.ndarray, 
   if len(boxes.record) == 0:
     raise ValueError(f'config.eval.boxes={settings.boxes!r}: no box on a labeled frame of the '
                      f'{settings.split} split')
-  path = network_path(config, workdir)
-  variables = train.load_pretrained(path)
-  has_head = 'warper' in variables['params']
-  rows = [r for r in ROWS if r == 'single frame' or (settings.aggregate and has_head)]
-  if settings.aggregate and not has_head:
+  network = checkpoints.load(checkpoints.network(config, workdir))
+  variables, path = network.variables, network.checkpoint.describe()
+  rows = [r for r in ROWS if r == 'single frame' or (settings.aggregate and network.has_head)]
+  if settings.aggregate and not network.has_head:
     print(f'eval: {path} has no warping head; only the single-frame row', flush=True)
   print(f'eval: {path} on {len(boxes.record)} boxes ({settings.boxes}) of the '
         f'{settings.split} split: {", ".join(rows)}', flush=True)

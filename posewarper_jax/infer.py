@@ -21,7 +21,7 @@ import cv2
 import jax
 import numpy as np
 
-from posewarper_jax import evaluate, inference, render, train
+from posewarper_jax import checkpoints, evaluate, inference, render, train
 from posewarper_jax.data import transforms
 from posewarper_jax.data.keypoints import JOINT_NAMES
 from posewarper_jax.models import AGGREGATION_DELTAS, create_model
@@ -67,9 +67,9 @@ def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
   workdir = pathlib.Path(workdir)
   frames, names, fps = render.read_frames(settings.input)
   boxes = read_boxes(settings.boxes, names, [f.shape[:2] for f in frames])
-  path = evaluate.network_path(config, workdir)
-  variables = train.load_pretrained(path)
-  row = ('aggregation' if settings.aggregate and 'warper' in variables['params']
+  network = checkpoints.load(checkpoints.network(config, workdir))
+  variables, path = network.variables, network.checkpoint.describe()
+  row = ('aggregation' if settings.aggregate and network.has_head
          else 'single frame')
   print(f'infer: {path} on {len(frames)} frames, {len(boxes)} boxes ({row})', flush=True)
   function = evaluate.heatmap_functions(create_model(config), flip_test=False)[row]
@@ -97,7 +97,8 @@ def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
   per_frame = [[] for _ in frames]
   for k, (index, _, _) in enumerate(boxes):
     per_frame[index].append(k)
-  predictions = {'input': str(settings.input), 'network': str(path), 'mode': row,
+  predictions = {'input': str(settings.input), 'network': str(network.checkpoint.directory),
+                 'mode': row,
                  'joints': list(JOINT_NAMES), 'frames': [
                      {'name': names[i], 'people': [
                          {'bbox': boxes[k][1].tolist(), 'box_score': boxes[k][2],
@@ -113,7 +114,7 @@ def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
   chosen = np.unique(np.linspace(0, len(drawn) - 1, min(6, len(drawn))).round().astype(int))
   render.save_grid([drawn[i] for i in chosen], out / 'grid.png', columns=3)
   written = 'predictions.json, poses.mp4, grid.png'
-  if 'warper' in variables['params'] and len(frames) > 1 and boxes:
+  if network.has_head and len(frames) > 1 and boxes:
     draw_offsets(config, variables, frames, boxes[0], out / 'offsets.png')
     written += ', offsets.png'
   print(f'infer: {written} in {out}', flush=True)

@@ -31,7 +31,7 @@ import grain
 import jax
 import numpy as np
 
-from posewarper_jax import evaluate, inference, train
+from posewarper_jax import checkpoints, evaluate, inference, train
 from posewarper_jax.data import source, transforms
 from posewarper_jax.data.keypoints import box_has_area
 from posewarper_jax.data.pipeline import Boxes, decode_rgb, ground_truth_boxes, person_box
@@ -137,10 +137,11 @@ def propagate(config, workdir: str | pathlib.Path) -> dict[str, dict[str, float]
   items = _items(records, protocol)
   if not len(items):
     raise ValueError(f'the {config.eval.split} split has no labeled run to propagate through')
-  path = evaluate.network_path(config, workdir)
-  variables = train.load_pretrained(path)
-  if 'warper' not in variables['params']:
-    raise ValueError(f'{path} has no warping head: propagation needs a stage-2 network')
+  network = checkpoints.load(checkpoints.network(config, workdir))
+  variables, path = network.variables, network.checkpoint.describe()
+  if not network.has_head:
+    raise ValueError(f'{network.checkpoint.path} has no warping head: propagation needs a '
+                     f'stage-2 network ({path})')
   print(f'propagate: {path}, {len(items)} people onto '
         f'{int((protocol[:, 2] != 0).sum())} frames of the {config.eval.split} split',
         flush=True)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import jax
 import ml_collections
 
-from posewarper_jax import evaluate, infer, propagate
+from posewarper_jax import checkpoints, evaluate, infer, propagate
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import ground_truth_boxes
 from tfds_posetrack.posetrack18 import longest_labeled_run
@@ -77,7 +77,7 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
       print(f'--- after training: {name}: done before with this config and these checkpoints '
             f'({record_path})', flush=True)
       continue
-    if name == 'propagate' and evaluate.network_path(config, workdir) == workdir / 'stage1':
+    if name == 'propagate' and checkpoints.network(config, workdir).has_head is False:
       print('--- after training: propagate: skipped, the network has no warping head (stage 2 '
             'was not trained)', flush=True)
       continue
@@ -96,10 +96,10 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
 def _stamp(config, workdir: pathlib.Path) -> str:
   """The config and the latest checkpoint step of each stage of the run."""
   steps = {}
-  for stage in ('stage1', 'stage2'):
-    folder = workdir / stage / 'checkpoints'
-    if folder.is_dir():
-      steps[stage] = max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=0)
+  for stage in checkpoints.STAGES:
+    step = checkpoints.latest_step(checkpoints.manager_dir(workdir, stage))
+    if step is not None:
+      steps[f'stage{stage}'] = step
   return json.dumps({'config': config.to_dict(), 'checkpoints': steps}, sort_keys=True,
                     default=str)
 

@@ -36,15 +36,14 @@ import orbax.checkpoint as ocp
 from flax.training import train_state
 from jax.experimental import multihost_utils
 
-from posewarper_jax import convert, logs
+from posewarper_jax import checkpoints, logs
 from posewarper_jax.data import source, transforms
 from posewarper_jax.data.pipeline import TrainingInput, training_dataset
 from posewarper_jax.models import PoseWarper, create_model, init_variables
 from tfds_posetrack.posetrack18 import training_pairs
 
 AXIS = 'batch'
-# The top-level parameter group each stage trains (the other stays frozen).
-TRAINABLE = {1: 'backbone', 2: 'warper'}
+TRAINABLE = checkpoints.TRAINABLE  # the parameter group each stage trains
 BACKBONE_BN = ('frozen', 'batch')
 # The batch's fields that go to the devices (the pipeline also returns record indices).
 _DEVICE_FIELDS = {1: ('frames_a', 'targets', 'target_weights'),
@@ -183,47 +182,6 @@ def make_train_step(stage: int, backbone_bn: str = 'frozen',
 
 # --- Initialization from earlier runs and converted checkpoints ---------------------------------
 
-def _manager_dir(path: pathlib.Path) -> pathlib.Path | None:
-  for candidate in (path, path / 'checkpoints', path / 'stage1' / 'checkpoints'):
-    if candidate.is_dir() and any(p.name.isdigit() for p in candidate.iterdir()):
-      return candidate
-  return None
-
-
-def load_pretrained(path: str | pathlib.Path) -> dict[str, Any]:
-  """{'params', 'batch_stats'} from a run (its workdir, stage folder or checkpoints folder: the
-  latest step; a stage-1 run's without the untrained head), a converted checkpoint (python -m
-  posewarper_jax.convert), or a PyTorch .pth / .npz state dict (official or mmpose names)."""
-  path = pathlib.Path(path).expanduser()
-  if not path.exists():
-    raise FileNotFoundError(f'initial checkpoint {path} does not exist')
-  if path.is_file():
-    return convert.torch_to_flax(convert.load_state_dict(path))
-  manager_dir = _manager_dir(path)
-  if manager_dir is None:
-    return convert.load_variables(path)
-  # Both items' handlers named: Orbax then reads the state alone without warnings about the
-  # other item or a missing per-item metadata file.
-  handlers = {'state': ocp.StandardCheckpointHandler(),
-              'data': grain.checkpoint.CheckpointHandler()}
-  with ocp.CheckpointManager(manager_dir, item_handlers=handlers) as manager:
-    step = manager.latest_step()
-    # The state restores against a template made from its own metadata (a restore without
-    # one fails on Orbax 0.12 with "Unsupported data type: object").
-    metadata = manager.item_metadata(step)['state']
-    template = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype),
-                            getattr(metadata, 'tree', metadata))
-    state = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(template)))['state']
-  variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
-  if manager_dir.parent.name == 'stage1':
-    # Stage 1 trains the backbone alone: the head in its state is the untrained initialization
-    # (the identity warp), not a warping head to evaluate, aggregate or propagate with.
-    variables = {c: {k: v for k, v in group.items() if k != 'warper'}
-                 for c, group in variables.items()}
-  return variables
-
-
 def _merge_group(fresh: Any, loaded: Any, where: str) -> Any:
   """`loaded` in place of `fresh`, after checking that names and shapes agree."""
   fresh_paths = {jax.tree_util.keystr(p): x for p, x in
@@ -249,8 +207,8 @@ def initial_variables(config, model: PoseWarper, stage: int, workdir: pathlib.Pa
   variables = jax.device_get(init_variables(model, config.seed, tuple(config.image_size)))
   init = config[f'stage{stage}'].init
   if stage == 2 and not init:
-    init = workdir / 'stage1'
-    if _manager_dir(init) is None:
+    init = checkpoints.stage_dir(workdir, 1)
+    if checkpoints.latest_step(checkpoints.manager_dir(workdir, 1)) is None:
       raise FileNotFoundError(
           f'stage 2 trains on a stage-1 network: none in {init}, and config.stage2.init is '
           'empty. Run stage 1 first (--config=configs/posewarper.py:stage1, same workdir), or '
@@ -259,7 +217,7 @@ def initial_variables(config, model: PoseWarper, stage: int, workdir: pathlib.Pa
     print('stage 1 starts from scratch (config.stage1.init is empty; the paper starts from '
           'COCO-pretrained HRNet)', flush=True)
     return variables
-  loaded = load_pretrained(init)
+  loaded = checkpoints.load(init).variables
   for collection in ('params', 'batch_stats'):
     if 'backbone' not in loaded.get(collection, {}):
       raise ValueError(f'initial checkpoint {init}: no backbone {collection}')
@@ -352,7 +310,7 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
   final state (host arrays)."""
   workdir = pathlib.Path(workdir)
   settings = _stage_settings(config, stage)
-  stage_dir = workdir / f'stage{stage}'
+  stage_dir = checkpoints.stage_dir(workdir, stage)
   records, table = source.open_split(config, workdir, 'train')
   input_config = _input_config(config, stage)
   pairs_per_epoch = len(training_pairs(table, input_config.k, input_config.seed, 0))
@@ -368,10 +326,12 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
   dataset = training_dataset(records, table, input_config)
   iterator = iter(dataset)
 
-  manager_dir = stage_dir / 'checkpoints'
+  manager_dir = checkpoints.manager_dir(workdir, stage)
   options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints,
                                          enable_async_checkpointing=True, create=True)
-  manager = ocp.CheckpointManager(manager_dir.absolute(), options=options)
+  manager = ocp.CheckpointManager(manager_dir, options=options,
+                                  item_handlers=checkpoints.item_handlers())
+  meta = checkpoints.stage_metadata(config, stage)
   latest = manager.latest_step()
   if latest is None:
     state = create_train_state(model, initial_variables(config, model, stage, workdir), tx,
@@ -400,9 +360,10 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
 
   def save(step: int, state) -> None:
     _check_finite(pending, manager_dir)  # never save a state that followed a bad loss
-    manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(_as_saved(jax.device_get(state))),
-        data=grain.checkpoint.CheckpointSave(iterator)))
+    manager.save(step, args=ocp.args.Composite(**{
+        checkpoints.STATE: ocp.args.StandardSave(_as_saved(jax.device_get(state))),
+        checkpoints.DATA: grain.checkpoint.CheckpointSave(iterator),
+        checkpoints.META: ocp.args.JsonSave(meta)}))
 
   try:
     with _Preemption() as preemption:
@@ -440,9 +401,10 @@ def _restore(manager: ocp.CheckpointManager, step: int, model: PoseWarper,
       model, init_variables(model, config.seed, tuple(config.image_size)), tx, stage,
       config.seed))
   target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), _as_saved(shapes))
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(target), data=grain.checkpoint.CheckpointRestore(iterator)))
-  saved = restored['state']
+  restored = manager.restore(step, args=ocp.args.Composite(**{
+      checkpoints.STATE: ocp.args.StandardRestore(target),
+      checkpoints.DATA: grain.checkpoint.CheckpointRestore(iterator)}))
+  saved = restored[checkpoints.STATE]
   return TrainState(step=saved['step'], apply_fn=model.apply, params=saved['params'], tx=tx,
                     opt_state=saved['opt_state'], batch_stats=saved['batch_stats'],
                     rng=saved['rng'])

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from posewarper_jax import augment, convert, propagate, train
+from posewarper_jax import augment, checkpoints, convert, propagate, train
 from posewarper_jax.data import source
 from tests.test_train import tiny_config
 from tfds_posetrack.posetrack18 import propagation_protocol
@@ -22,7 +22,7 @@ def test_an_identity_head_returns_the_labeled_gaussians(synthetic_root, identity
   items = propagate._items(records, propagation_protocol(table))
   config.eval.batch = 12 if len(items) % 12 else 11  # several batches, the last one partial
   assert len(items) > 2 * config.eval.batch
-  variables = train.load_pretrained(tmp_path / 'stage2')
+  variables = checkpoints.load(tmp_path / 'stage2').variables
   seen = 0
   for gaussians, warped, _, _ in propagate.warp_heatmaps(config, records, items, variables):
     np.testing.assert_allclose(warped, gaussians, atol=1e-5)
@@ -47,7 +47,7 @@ def test_propagation_needs_a_warping_head(identity_run, tmp_path):
   config, workdir = identity_run
   config = config.copy_and_resolve_references()
   backbone_only = {k: {'backbone': v['backbone']}
-                   for k, v in train.load_pretrained(workdir / 'stage1').items()}
+                   for k, v in checkpoints.load(workdir / 'stage1').variables.items()}
   convert.save_variables(backbone_only, tmp_path / 'hrnet')  # as a converted COCO HRNet
   config.eval.checkpoint = str(tmp_path / 'hrnet')
   with pytest.raises(ValueError, match='hrnet has no warping head'):

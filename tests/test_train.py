@@ -20,7 +20,7 @@ import numpy as np
 import optax
 import pytest
 
-from posewarper_jax import train
+from posewarper_jax import checkpoints, train
 from posewarper_jax.data.pipeline import training_dataset
 from posewarper_jax.data.synthetic import generate
 from posewarper_jax.models import create_model, init_variables
@@ -274,7 +274,7 @@ def test_stage2_starts_as_the_identity(data_root, batches):
 # --- The loop: checkpoints, resume, preemption, errors ------------------------------------------
 
 def _final(workdir: pathlib.Path, stage: int = 1):
-  return _flat(train.load_pretrained(workdir / f'stage{stage}'))
+  return _flat(checkpoints.load(workdir / f'stage{stage}').variables)
 
 
 def _losses(workdir: pathlib.Path, stage: int = 1) -> dict[int, float]:

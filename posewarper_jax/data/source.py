@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import jax
 from jax.experimental import multihost_utils
 
+from posewarper_jax import paths
 from posewarper_jax.data import synthetic
 from tfds_posetrack.posetrack18 import Builder, FrameTable, prepare
 
@@ -38,7 +39,7 @@ def dataset_root(config, workdir: str | os.PathLike) -> pathlib.Path:
         f'Point either at the official layout (images/, annotations/train, ...; how to get it: '
         f'{_how_to_get()}), or run the synthetic variant: '
         '--config=configs/posewarper.py:synthetic')
-  return pathlib.Path(root).expanduser()
+  return pathlib.Path(paths.absolute(root))  # $POSETRACK18_DIR may be relative
 
 
 def _how_to_get() -> str:
@@ -68,7 +69,7 @@ def _generate(root: pathlib.Path, config) -> None:
 def prepare_dataset(config, workdir: str | os.PathLike) -> Builder:
   """Generates (synthetic) and builds the TFDS dataset unless already done; the builder."""
   root = dataset_root(config, workdir)
-  tfds_dir = pathlib.Path(config.data.tfds_dir).expanduser() if config.data.tfds_dir else (
+  tfds_dir = pathlib.Path(paths.absolute(config.data.tfds_dir)) if config.data.tfds_dir else (
       root.parent / 'tfds' if config.data.synthetic else root / 'tfds')
 
   def build() -> Builder:

@@ -9,6 +9,7 @@ metadata). Needs no TensorFlow.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tfds_posetrack.posetrack18.posetrack18_dataset_builder import prepare
@@ -24,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if args.max_gap < -1:
     parser.error(f'--max_gap must be >= -1, got {args.max_gap}')
-  builder = prepare(args.manual_dir, args.data_dir, None if args.max_gap == -1 else args.max_gap)
+  # Absolute paths, as the user meant them from where they typed the command.
+  absolute = lambda p: p and os.path.abspath(os.path.expanduser(p))
+  builder = prepare(absolute(args.manual_dir), absolute(args.data_dir),
+                    None if args.max_gap == -1 else args.max_gap)
   for split, counts in builder.info.metadata['skipped'].items():
     print(f'{split}: ' + ', '.join(f'{k} {v}' for k, v in counts.items() if v))
   print(f'dataset at {builder.data_dir}')
