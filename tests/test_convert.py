@@ -226,12 +226,13 @@ def test_load_pth_and_convert_command(torch_reference, tmp_path):
   assert convert.main(['--input', str(path), '--output', str(tmp_path / 'ckpt')]) == 0
 
 
-def test_convert_command_writes_an_orbax_checkpoint(tmp_path, capsys):
+def test_convert_command_writes_an_orbax_checkpoint(tmp_path, capsys, monkeypatch):
   golden = np.load(TINY_NPZ)
   state_dict = {k[len('sd/'):]: golden[k] for k in golden.files if k.startswith('sd/')}
   npz = tmp_path / 'tiny_state_dict.npz'
   np.savez(npz, **state_dict)
-  assert convert.main(['--input', str(npz), '--output', str(tmp_path / 'ckpt')]) == 0
+  monkeypatch.chdir(tmp_path)  # relative paths, as typed (Orbax itself takes only absolute)
+  assert convert.main(['--input', npz.name, '--output', 'ckpt']) == 0
   assert 'warper' in capsys.readouterr().out
   restored = convert.load_variables(tmp_path / 'ckpt')
   expected = convert.torch_to_flax(state_dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import sys
 
@@ -202,11 +203,13 @@ def test_pairs_on_a_built_split(synthetic):
     assert not (in_video & (table.frame_index[pairs[:, 2]] == missing)).any()
 
 
-def test_build_command(synthetic, tmp_path, capsys):
+def test_build_command(synthetic, tmp_path, capsys, monkeypatch):
   from tfds_posetrack.posetrack18.__main__ import main
 
   root, _, _ = synthetic
-  assert main(['--manual_dir', str(root), '--data_dir', str(tmp_path), '--max_gap', '2']) == 0
+  monkeypatch.chdir(tmp_path.parent)  # relative paths, as typed
+  assert main(['--manual_dir', os.path.relpath(root, tmp_path.parent), '--data_dir',
+               tmp_path.name, '--max_gap', '2']) == 0
   out = capsys.readouterr().out
   assert 'train: ' in out and 'frames_missing 1' in out and 'gap2' in out
   table = FrameTable.from_builder(Builder(data_dir=str(tmp_path), config=make_config(2)), 'train')

@@ -3,6 +3,8 @@ stage, end to end (generate, build, train both stages, eval, propagate, render, 
 table), then the same command again, which must redo nothing."""
 
 import json
+import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -21,18 +23,24 @@ def _overrides() -> list[str]:
           '--config.train.num_steps=2', '--config.eval.batch=16']
 
 
+def _run(cwd: pathlib.Path, *args: str) -> str:
+  """run.py started as a user starts it: from `cwd`, every path relative to it."""
+  done = subprocess.run([sys.executable, os.path.relpath(ROOT / 'run.py', cwd),
+                         f'--config={os.path.relpath(ROOT / "configs" / "posewarper.py", cwd)}'
+                         ':synthetic', *args], cwd=cwd, capture_output=True, text=True,
+                        timeout=900)
+  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+  return done.stdout
+
+
 @pytest.fixture(scope='module')
 def quickstart(tmp_path_factory):
-  """(workdir, stdout of the first run, stdout of the second)."""
-  workdir = tmp_path_factory.mktemp('quickstart')
-  command = [sys.executable, str(ROOT / 'run.py'), '--config=configs/posewarper.py:synthetic',
-             f'--workdir={workdir}', *_overrides()]
-  outputs = []
-  for _ in range(2):
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    outputs.append(done.stdout)
-  return workdir, *outputs
+  """(workdir, stdout of the first run, stdout of the second), run from another folder with a
+  relative --workdir (the README's runs/quickstart crashed that way once: Orbax wants absolute
+  paths)."""
+  cwd = tmp_path_factory.mktemp('user')
+  outputs = [_run(cwd, '--workdir=runs/quickstart', *_overrides()) for _ in range(2)]
+  return cwd / 'runs' / 'quickstart', *outputs
 
 
 def test_one_command_does_everything(quickstart):
@@ -101,3 +109,17 @@ def test_propagation_is_skipped_without_a_warping_head(identity_run, tmp_path, c
   table = report.run_after_training(config, tmp_path)
   assert 'propagate: skipped, the network has no warping head' in capsys.readouterr().out
   assert 'propagation' not in table and not (tmp_path / 'propagate').exists()
+
+
+def test_eval_from_relative_paths_picks_the_runs_stage2(quickstart):
+  # Another workdir, the data and the network named relative to where the command starts:
+  # config.eval.checkpoint = a run with both stages evaluates its stage 2, with the head.
+  workdir = quickstart[0]
+  cwd = workdir.parent
+  out = _run(cwd, '--workdir=other', '--mode=eval', *_overrides(),
+             '--config.data.synthetic=False', '--config.data.root=quickstart/data/posetrack18',
+             '--config.data.tfds_dir=quickstart/data/tfds',
+             '--config.eval.checkpoint=quickstart', '--config.eval.gallery=False')
+  assert 'quickstart/stage2/checkpoints step 2 (stage 2, with its warping head)' in out
+  results = json.loads((cwd / 'other' / 'eval' / 'val' / 'results.json').read_text())
+  assert set(results) == {'single frame', 'aggregation'}
