@@ -140,13 +140,13 @@ def find(path: str | pathlib.Path) -> Checkpoint:
 
 
 def _run_checkpoint(path: pathlib.Path, directory: pathlib.Path, step: int) -> Checkpoint:
-  with ocp.CheckpointManager(directory, item_handlers=item_handlers()) as manager:
-    items = manager.item_metadata(step)
-    if META in items and items[META] is not None:
+  # Orbax's item metadata of a JSON item is None: whether the step has META is its folder.
+  if (directory / str(step) / META).is_dir():
+    with ocp.CheckpointManager(directory, item_handlers=item_handlers()) as manager:
       meta = manager.restore(step, args=ocp.args.Composite(
           **{META: ocp.args.JsonRestore()}))[META]
-      return Checkpoint(path, 'run', directory, bool(meta['warping_head']), step,
-                        int(meta['stage']), meta)
+    return Checkpoint(path, 'run', directory, bool(meta['warping_head']), step,
+                      int(meta['stage']), meta)
   # Written before steps recorded META: the only record of the stage is the folder's name.
   stage = 1 if directory.parent.name == 'stage1' else 2
   return Checkpoint(path, 'run', directory, stage == 2, step, stage)

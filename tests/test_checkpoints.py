@@ -3,6 +3,7 @@ the names of its folders; paths.py: the user's paths made absolute."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -16,7 +17,7 @@ def test_a_run_with_both_stages_names_its_stage_2_with_the_head(identity_run):
   found = checkpoints.find(workdir)
   assert (found.kind, found.stage, found.has_head) == ('run', 2, True)
   assert found.directory == checkpoints.manager_dir(workdir, 2)
-  assert found.meta['model'] == config.model.to_dict()
+  assert found.meta['model'] == json.loads(json.dumps(config.model.to_dict()))
   assert checkpoints.load(workdir).has_head
   # config.eval.checkpoint = that run: the same network as evaluating the run itself.
   config = config.copy_and_resolve_references()
