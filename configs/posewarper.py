@@ -154,8 +154,8 @@ def _small(config: ml_collections.ConfigDict) -> None:
 
 def _synthetic(config: ml_collections.ConfigDict) -> None:
   """The quick start: generated videos, both stages from scratch with the small network, then
-  eval, propagation and rendering; eleven minutes on two CPU cores. How these values were
-  found, measured: docs/quickstart.md."""
+  eval, propagation and rendering; 11 to 29 minutes on two CPU cores, by host. How these values
+  were found, measured: docs/quickstart.md."""
   _small(config)
   config.stages = (1, 2)
   config.after_training = ('eval', 'propagate', 'render')
