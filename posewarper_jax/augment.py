@@ -47,11 +47,8 @@ def augment(config, workdir: str | pathlib.Path) -> pathlib.Path:
   if not len(protocol):
     raise ValueError(f'the train split of {root} has no labeled run to propagate through')
   items = propagate._items(records, protocol)
-  network = checkpoints.load(checkpoints.network(config, workdir))
+  network = checkpoints.load_network(config, workdir, needs_head='propagation')
   variables, path = network.variables, network.checkpoint.describe()
-  if not network.has_head:
-    raise ValueError(f'{network.checkpoint.path} has no warping head: propagation needs a '
-                     f'stage-2 network ({path})')
   print(f'augment: {path} propagates {len(items)} people onto '
         f'{int((protocol[:, 2] != 0).sum())} frames of the train split', flush=True)
   xy, peak = propagate.propagate_poses(config, records, items, variables)

@@ -166,6 +166,16 @@ def network(config, workdir: pathlib.Path) -> Checkpoint:
         f'{manager_dir(workdir, 1)}, and config.eval.checkpoint is empty') from None
 
 
+def load_network(config, workdir: pathlib.Path, needs_head: str = '') -> Network:
+  """load(network(config, workdir)); with `needs_head` (what needs it, e.g. 'propagation'), a
+  ValueError when the network has no trained warping head."""
+  loaded = load(network(config, workdir))
+  if needs_head and not loaded.has_head:
+    raise ValueError(f'{loaded.checkpoint.path} has no warping head: {needs_head} needs a '
+                     f'stage-2 network ({loaded.checkpoint.describe()})')
+  return loaded
+
+
 def load(checkpoint: Checkpoint | str | pathlib.Path) -> Network:
   """The variables (host arrays) of a checkpoint, a run's without an untrained head."""
   if not isinstance(checkpoint, Checkpoint):

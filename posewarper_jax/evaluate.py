@@ -80,7 +80,7 @@ def predict(config, workdir: str | pathlib.Path) -> dict[str, tuple[np.ndarray, 
   if len(boxes.record) == 0:
     raise ValueError(f'config.eval.boxes={settings.boxes!r}: no box on a labeled frame of the '
                      f'{settings.split} split')
-  network = checkpoints.load(checkpoints.network(config, workdir))
+  network = checkpoints.load_network(config, workdir)
   variables, path = network.variables, network.checkpoint.describe()
   rows = [r for r in ROWS if r == 'single frame' or (settings.aggregate and network.has_head)]
   if settings.aggregate and not network.has_head:

@@ -67,7 +67,7 @@ def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
   workdir = pathlib.Path(workdir)
   frames, names, fps = render.read_frames(settings.input)
   boxes = read_boxes(settings.boxes, names, [f.shape[:2] for f in frames])
-  network = checkpoints.load(checkpoints.network(config, workdir))
+  network = checkpoints.load_network(config, workdir)
   variables, path = network.variables, network.checkpoint.describe()
   row = ('aggregation' if settings.aggregate and network.has_head
          else 'single frame')

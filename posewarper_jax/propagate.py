@@ -137,11 +137,8 @@ def propagate(config, workdir: str | pathlib.Path) -> dict[str, dict[str, float]
   items = _items(records, protocol)
   if not len(items):
     raise ValueError(f'the {config.eval.split} split has no labeled run to propagate through')
-  network = checkpoints.load(checkpoints.network(config, workdir))
+  network = checkpoints.load_network(config, workdir, needs_head='propagation')
   variables, path = network.variables, network.checkpoint.describe()
-  if not network.has_head:
-    raise ValueError(f'{network.checkpoint.path} has no warping head: propagation needs a '
-                     f'stage-2 network ({path})')
   print(f'propagate: {path}, {len(items)} people onto '
         f'{int((protocol[:, 2] != 0).sum())} frames of the {config.eval.split} split',
         flush=True)

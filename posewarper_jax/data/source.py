@@ -69,7 +69,7 @@ def _generate(root: pathlib.Path, config) -> None:
 def prepare_dataset(config, workdir: str | os.PathLike) -> Builder:
   """Generates (synthetic) and builds the TFDS dataset unless already done; the builder."""
   root = dataset_root(config, workdir)
-  tfds_dir = pathlib.Path(paths.absolute(config.data.tfds_dir)) if config.data.tfds_dir else (
+  tfds_dir = pathlib.Path(config.data.tfds_dir) if config.data.tfds_dir else (
       root.parent / 'tfds' if config.data.synthetic else root / 'tfds')
 
   def build() -> Builder:
