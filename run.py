@@ -13,10 +13,12 @@
 Several processes (GPU clusters, TPU pods): see posewarper_jax/multihost.py.
 """
 
+import contextlib
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from posewarper_jax import multihost, paths
+from posewarper_jax import multihost, paths, workdir_lock
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'the experiment (configs/posewarper.py[:variants])',
@@ -43,7 +45,7 @@ def main(argv):
   # Imported after the distributed runtime is up: nothing may touch the devices before it.
   import jax
 
-  from posewarper_jax import augment, evaluate, infer, propagate, report, train
+  from posewarper_jax import augment, config_checks, evaluate, infer, propagate, report, train
 
   config = FLAGS.config
   # Every path the user gave, absolute from here on (paths.py says why).
@@ -52,19 +54,28 @@ def main(argv):
   print(f'posewarper_jax: {FLAGS.mode} in {workdir}; process {jax.process_index()} of '
         f'{jax.process_count()}, {jax.local_device_count()} local / {jax.device_count()} '
         f'{jax.default_backend()} devices', flush=True)
+  # Everything that can only be wrong, before anything in the workdir changes.
   if FLAGS.mode == 'train':
-    train.write_config(config, workdir)
-    for stage in config.stages:
-      train.train_stage(config, workdir, stage)
-    report.run_after_training(config, workdir)
-  elif FLAGS.mode == 'eval':
-    evaluate.evaluate(config, workdir)
-  elif FLAGS.mode == 'propagate':
-    propagate.propagate(config, workdir)
-  elif FLAGS.mode == 'augment':
-    augment.augment(config, workdir)
-  elif FLAGS.mode == 'infer':
-    infer.infer(config, workdir)
+    config_checks.check_training(config)
+  else:
+    config_checks.check_inference(config)
+  lock = (workdir_lock.hold(workdir, FLAGS.mode) if jax.process_index() == 0
+          else contextlib.nullcontext())
+  with lock:
+    if FLAGS.mode == 'train':
+      train.check_resume(config, workdir)
+      train.write_config(config, workdir)
+      for stage in config.stages:
+        train.train_stage(config, workdir, stage)
+      report.run_after_training(config, workdir)
+    elif FLAGS.mode == 'eval':
+      evaluate.evaluate(config, workdir)
+    elif FLAGS.mode == 'propagate':
+      propagate.propagate(config, workdir)
+    elif FLAGS.mode == 'augment':
+      augment.augment(config, workdir)
+    elif FLAGS.mode == 'infer':
+      infer.infer(config, workdir)
 
 
 if __name__ == '__main__':

@@ -4,8 +4,10 @@
     logger.write(step, {'loss': 0.0012, 'learning_rate': 1e-4})   # one line everywhere
     logger.close()
 
-metrics.jsonl holds one JSON object per line: {"step", "time" (Unix seconds), metrics...}; a run
-that resumes appends to it, so a step can appear twice (the later line is the resumed run's).
+metrics.jsonl holds one JSON object per line: {"step", "time" (Unix seconds), metrics...}, each
+step once: a run that resumes from step S first drops the lines after S (written by the run that
+stopped, after its last checkpoint) and then appends; TensorBoard's events after S are purged
+the same way.
 """
 
 from __future__ import annotations
@@ -17,10 +19,27 @@ import time
 
 import jax
 
+from posewarper_jax import paths
+
 
 def _duration(seconds: float) -> str:
   seconds = int(max(seconds, 0))
   return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
+
+
+def _drop_after(path: pathlib.Path, step: int) -> None:
+  """Rewrites metrics.jsonl without its lines after `step` (atomically); a torn last line (a
+  run killed while writing it) goes too."""
+  if not path.exists():
+    return
+  kept = []
+  for line in path.read_text().splitlines():
+    try:
+      if json.loads(line)['step'] <= step:
+        kept.append(line)
+    except (json.JSONDecodeError, KeyError, TypeError):
+      continue
+  paths.write_atomically(path, ''.join(line + '\n' for line in kept))
 
 
 class MetricLogger:
@@ -38,8 +57,10 @@ class MetricLogger:
 
       directory = pathlib.Path(directory)
       directory.mkdir(parents=True, exist_ok=True)
+      _drop_after(directory / 'metrics.jsonl', first_step)
       self._jsonl = open(directory / 'metrics.jsonl', 'a')  # noqa: SIM115 (closed in close())
-      self._tensorboard = SummaryWriter(str(directory / 'tensorboard'))
+      self._tensorboard = SummaryWriter(str(directory / 'tensorboard'),
+                                        purge_step=first_step + 1 if first_step else None)
 
   def write(self, step: int, metrics: dict[str, float]) -> None:
     """Logs `metrics` at `step`, with the step rate since the previous write and the ETA."""

@@ -11,6 +11,7 @@ relative one.
 from __future__ import annotations
 
 import os
+import pathlib
 
 # Config fields that hold a path (or '' for none); KEYWORDS: their values that are not paths.
 USER_PATHS = ('data.root', 'data.tfds_dir', 'stage1.init', 'stage2.init', 'eval.checkpoint',
@@ -31,3 +32,22 @@ def absolute_config(config) -> None:
     value = config[group][name]
     if value not in KEYWORDS.get(field, ()):
       config[group][name] = absolute(value)
+
+
+def inside(base: str | os.PathLike, name: str, what: str) -> pathlib.Path:
+  """base / name, for a name that comes from a data file (a video id, say): ValueError naming
+  `what` unless it is one plain file name, so that nothing is written outside `base`."""
+  name = str(name)
+  if (not name or name in ('.', '..') or '/' in name or '\\' in name
+      or any(ord(c) < 32 for c in name)):
+    raise ValueError(f'{what} {name!r} is not a plain file name (it would reach outside {base})')
+  return pathlib.Path(base) / name
+
+
+def write_atomically(path: str | os.PathLike, text: str) -> None:
+  """Writes a text file through a temporary file and a rename: a reader (or a run started after
+  a kill) sees the old contents or the new, never half of them."""
+  path = pathlib.Path(path)
+  temporary = path.with_name(f'.{path.name}.tmp')
+  temporary.write_text(text)
+  os.replace(temporary, path)

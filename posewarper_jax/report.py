@@ -22,7 +22,7 @@ from collections.abc import Callable
 import jax
 import ml_collections
 
-from posewarper_jax import checkpoints, evaluate, infer, propagate
+from posewarper_jax import checkpoints, evaluate, infer, paths, propagate
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import ground_truth_boxes
 from tfds_posetrack.posetrack18 import longest_labeled_run
@@ -37,7 +37,8 @@ def render_first_video(config, workdir: pathlib.Path) -> pathlib.Path:
     raise ValueError(f'render: video {table.video_names[0]} of the {config.eval.split} split has '
                      'no labeled frame')
   name = table.video_names[0]
-  clip = workdir / 'render' / name
+  # The video id comes from an annotation file: never a path.
+  clip = paths.inside(workdir / 'render', name, f'render: the video id of {config.eval.split}')
   clip.mkdir(parents=True, exist_ok=True)
   frame_name = lambda r: f'{table.frame_index[r]:06d}.jpg'
   for r in run:  # the stored JPEG bytes, as infer reads a folder of frames
@@ -45,7 +46,7 @@ def render_first_video(config, workdir: pathlib.Path) -> pathlib.Path:
   truth, in_run = ground_truth_boxes(records, table), set(run.tolist())
   boxes = [{'frame': frame_name(r), 'bbox': box.tolist(), 'score': 1.0}
            for r, box in zip(truth.record, truth.box, strict=True) if int(r) in in_run]
-  boxes_path = workdir / 'render' / f'{name}_boxes.json'
+  boxes_path = clip.parent / f'{name}_boxes.json'
   boxes_path.write_text(json.dumps(boxes))
   settings = ml_collections.ConfigDict(config.to_dict())
   settings.infer.update(input=str(clip), boxes=str(boxes_path))
@@ -70,7 +71,11 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
     raise ValueError(f'config.after_training: unknown steps {unknown}; known: '
                      f'{", ".join(STEPS)}')
   record_path = workdir / 'after_training.json'
-  record = json.loads(record_path.read_text()) if record_path.exists() else {}
+  try:
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+  except json.JSONDecodeError:  # written by an older version, not atomically: redo the steps
+    print(f'--- after training: {record_path} is unreadable; every step runs again', flush=True)
+    record = {}
   stamp = _stamp(config, workdir)
   for name in config.after_training:
     if record.get(name) == stamp:
@@ -85,7 +90,7 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
     STEPS[name](config, workdir)
     if jax.process_index() == 0:
       record[name] = stamp
-      record_path.write_text(json.dumps(record, indent=1))
+      paths.write_atomically(record_path, json.dumps(record, indent=1))
   if not config.after_training or jax.process_index() != 0:
     return None
   table = summary(config, workdir)

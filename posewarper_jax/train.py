@@ -17,12 +17,16 @@ outside the differentiated function).
 A stage's directory (<workdir>/stage1, <workdir>/stage2) holds checkpoints/ (Orbax: the state
 and the input iterator of every process), metrics.jsonl and tensorboard/. Starting in a
 directory with a checkpoint resumes from it with exactly the batches an uninterrupted run would
-have seen; SIGTERM saves and stops at the next step.
+have seen, from the newest intact step (checkpoints.verify; damaged newer steps are moved aside
+as <step>.damaged and said), and only with the config it was trained with (check_resume). SIGTERM
+saves and stops after the step in flight, with exit status EXIT_PREEMPTED.
 """
 
 from __future__ import annotations
 
+import json
 import pathlib
+import shutil
 import signal
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -36,7 +40,7 @@ import orbax.checkpoint as ocp
 from flax.training import train_state
 from jax.experimental import multihost_utils
 
-from posewarper_jax import checkpoints, logs
+from posewarper_jax import checkpoints, config_checks, logs, paths
 from posewarper_jax.data import source, transforms
 from posewarper_jax.data.pipeline import TrainingInput, training_dataset
 from posewarper_jax.models import PoseWarper, create_model, init_variables
@@ -48,6 +52,18 @@ BACKBONE_BN = ('frozen', 'batch')
 # The batch's fields that go to the devices (the pipeline also returns record indices).
 _DEVICE_FIELDS = {1: ('frames_a', 'targets', 'target_weights'),
                   2: ('frames_a', 'frames_b', 'targets', 'target_weights')}
+
+
+# The exit status of a run stopped by SIGTERM after saving (as a shell reports a process killed
+# by it, 128 + 15): not 0, so that `train && eval` does not evaluate a half-trained network.
+EXIT_PREEMPTED = 128 + signal.SIGTERM
+# With several processes, how often they agree on a SIGTERM (an all-gather: a sync per check).
+_PREEMPTION_CHECK_EVERY = 10
+# Config fields a resumed run may change: when it stops, how it logs and saves, where it reads
+# the data from, what it does after training, and the fields of stages not trained yet.
+RESUMABLE = ('stages', 'after_training', 'eval', 'infer', 'train.num_steps', 'train.log_every',
+             'train.checkpoint_every', 'train.keep_checkpoints', 'data.num_workers', 'data.root',
+             'data.tfds_dir', 'model.head.remat')
 
 
 class NonFiniteLossError(RuntimeError):
@@ -228,12 +244,36 @@ def initial_variables(config, model: PoseWarper, stage: int, workdir: pathlib.Pa
   return variables
 
 
+def check_resume(config, workdir: str | pathlib.Path) -> None:
+  """ValueError naming the fields that differ from <workdir>/config.json, when a stage of that
+  run has a saved step and the difference is not one a resumed run may make (RESUMABLE).
+  Called before anything in the workdir is touched."""
+  workdir = pathlib.Path(workdir)
+  path = workdir / 'config.json'
+  trained = [s for s in checkpoints.STAGES
+             if checkpoints.latest_step(checkpoints.manager_dir(workdir, s)) is not None]
+  if not trained or not path.exists():
+    return
+  try:
+    saved = json.loads(path.read_text())
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f'{path}: unreadable ({e}); it records the config the run in {workdir} was '
+                     'trained with') from None
+  untrained = tuple(f'stage{s}' for s in checkpoints.STAGES if s not in trained)
+  changed = config_checks.differences(saved, config, ignore=RESUMABLE + untrained)
+  if changed:
+    raise ValueError(
+        f'{workdir} holds a run trained (stage {", ".join(map(str, trained))}) with another '
+        f'config ({path}); this command changes:\n  config.' + '\n  config.'.join(changed)
+        + '\nStart the new experiment in another --workdir, or drop these overrides to resume.')
+
+
 def write_config(config, workdir: str | pathlib.Path) -> None:
   """<workdir>/config.json: the experiment as run (process 0)."""
   if jax.process_index() == 0:
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
+    paths.write_atomically(workdir / 'config.json', config.to_json_best_effort(indent=2) + '\n')
 
 
 # --- The loop -----------------------------------------------------------------------------------
@@ -265,14 +305,13 @@ class _Preemption:
 
 
 def _stage_settings(config, stage: int):
+  config_checks.check_training(config)
   if stage not in TRAINABLE:
     raise ValueError(f'config.stages: {stage} is not a stage (1 or 2)')
   settings = config[f'stage{stage}']
   if stage == 2 and settings.backbone_bn not in BACKBONE_BN:
     raise ValueError(f'config.stage2.backbone_bn must be one of {BACKBONE_BN}, '
                      f'got {settings.backbone_bn!r}')
-  if settings.num_epochs <= 0 or settings.global_batch <= 0:
-    raise ValueError(f'config.stage{stage}: num_epochs and global_batch must be positive')
   if settings.global_batch % jax.device_count():
     raise ValueError(f'config.stage{stage}.global_batch ({settings.global_batch}) must divide '
                      f'evenly over the {jax.device_count()} devices')
@@ -332,14 +371,11 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
   manager = ocp.CheckpointManager(manager_dir, options=options,
                                   item_handlers=checkpoints.item_handlers())
   meta = checkpoints.stage_metadata(config, stage)
-  latest = manager.latest_step()
-  if latest is None:
+  state = _resume(manager, manager_dir, model, tx, config, stage, iterator)
+  if state is None:
     state = create_train_state(model, initial_variables(config, model, stage, workdir), tx,
                                stage, config.seed)
     state = jax.device_get(state)
-  else:
-    state = _restore(manager, latest, model, tx, config, stage, iterator)
-    print(f'stage {stage}: resumed from step {latest} in {manager_dir}', flush=True)
   first_step = int(state.step)
   if first_step >= total_steps:
     print(f'stage {stage}: already at step {first_step} of {total_steps}; nothing to do',
@@ -358,8 +394,15 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
   fields = _DEVICE_FIELDS[stage]
   pending: list[tuple[int, dict]] = []
 
+  def seal() -> None:
+    """Waits for the save in flight, then seals the steps it finished (checkpoints.seal)."""
+    manager.wait_until_finished()
+    if jax.process_index() == 0:
+      checkpoints.seal_saved_steps(manager_dir)
+
   def save(step: int, state) -> None:
     _check_finite(pending, manager_dir)  # never save a state that followed a bad loss
+    seal()  # the previous save: long finished by now, so this does not wait
     manager.save(step, args=ocp.args.Composite(**{
         checkpoints.STATE: ocp.args.StandardSave(_as_saved(jax.device_get(state))),
         checkpoints.DATA: grain.checkpoint.CheckpointSave(iterator),
@@ -374,15 +417,18 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
         if step % config.train.log_every == 0 or step == total_steps:
           means = _check_finite(pending, manager_dir)
           logger.write(step, {**means, 'learning_rate': float(schedule(step - 1))})
-          if preemption.agreed():
-            save(step, state)
-            manager.wait_until_finished()
-            print(f'stage {stage}: SIGTERM, saved step {step} in {manager_dir}; run the same '
-                  'command again to resume', flush=True)
-            raise SystemExit(0)
+        # Every step (a scheduler's grace period may be shorter than log_every steps); with
+        # several processes every few, since agreeing costs a sync.
+        if ((jax.process_count() == 1 or step % _PREEMPTION_CHECK_EVERY == 0)
+            and preemption.agreed()):
+          save(step, state)
+          seal()
+          print(f'stage {stage}: SIGTERM, saved step {step} in {manager_dir}; run the same '
+                f'command again to resume (exit status {EXIT_PREEMPTED})', flush=True)
+          raise SystemExit(EXIT_PREEMPTED)
         if step % config.train.checkpoint_every == 0 or step == total_steps:
           save(step, state)
-    manager.wait_until_finished()
+    seal()
   finally:
     logger.close()
     manager.close()
@@ -392,6 +438,55 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
 def _as_saved(state: TrainState) -> dict[str, Any]:
   return {'step': state.step, 'params': state.params,
           'batch_stats': state.batch_stats, 'opt_state': state.opt_state, 'rng': state.rng}
+
+
+def _resume(manager: ocp.CheckpointManager, manager_dir: pathlib.Path, model: PoseWarper,
+            tx: optax.GradientTransformation, config, stage: int, iterator) -> TrainState | None:
+  """The state of the newest intact saved step (host arrays; the iterator moved to the batch
+  after it), or None when nothing is saved. Damaged steps newer than it are moved aside as
+  <step>.damaged, so that the run saves those steps again, and each is reported."""
+  damaged = []
+  for step in reversed(checkpoints.saved_steps(manager_dir)):
+    where = checkpoints.step_dir(manager_dir, step)
+    try:
+      checkpoints.verify(where)
+      try:
+        state = _restore(manager, step, model, tx, config, stage, iterator)
+      except Exception as e:  # noqa: BLE001 (an unsealed step that Orbax cannot read)
+        raise checkpoints.unreadable_error(manager_dir, step, e) from None
+      checkpoints.check_finite(_as_saved(state), where)
+    except checkpoints.DamagedCheckpointError as e:
+      damaged.append((step, e))
+      continue
+    if damaged:
+      _set_aside(manager, manager_dir, [s for s, _ in damaged])
+      for bad, error in damaged:
+        print(f'stage {stage}: {error}; moved to {where.parent / f"{bad}.damaged"}', flush=True)
+      print(f'stage {stage}: resuming from step {step}, the newest intact checkpoint; the steps '
+            'after it are trained again (identically: the input resumes with them)', flush=True)
+    else:
+      print(f'stage {stage}: resumed from step {step} in {manager_dir}', flush=True)
+    return state
+  if damaged:
+    raise checkpoints.DamagedCheckpointError(
+        f'stage {stage}: every saved step in {manager_dir} is damaged:\n  '
+        + '\n  '.join(str(e) for _, e in damaged)
+        + f'\nNothing to resume from: move {manager_dir} away to train the stage from the start.')
+  return None
+
+
+def _set_aside(manager: ocp.CheckpointManager, manager_dir: pathlib.Path,
+               steps: list[int]) -> None:
+  """Renames damaged steps to <step>.damaged (kept for inspection; Orbax no longer lists them)."""
+  if jax.process_index() == 0:
+    for step in steps:
+      target = manager_dir / f'{step}.damaged'
+      if target.exists():
+        shutil.rmtree(target)
+      checkpoints.step_dir(manager_dir, step).rename(target)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('posewarper_jax damaged steps set aside')
+  manager.reload()
 
 
 def _restore(manager: ocp.CheckpointManager, step: int, model: PoseWarper,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import shutil
 
+import numpy as np
 import pytest
 
 from posewarper_jax import checkpoints, convert, paths
@@ -84,3 +86,96 @@ def test_user_paths_become_absolute(tmp_path, monkeypatch):
   for field in paths.USER_PATHS:
     group, name = field.split('.')
     assert isinstance(config[group][name], str), field  # every listed field exists
+
+
+# --- Integrity: a damaged step is reported by name, with the intact ones ------------------------
+
+def _largest_file(step: pathlib.Path) -> pathlib.Path:
+  """The biggest array file of a step's state (the optimizer's and parameters' bytes)."""
+  return max((p for p in (step / checkpoints.STATE).rglob('*') if p.is_file()),
+             key=lambda p: p.stat().st_size)
+
+
+def _copy_run_with_two_steps(identity_run, tmp_path) -> pathlib.Path:
+  """A stage-2 manager directory with steps 1 and 2 (2 a sealed copy of 1)."""
+  _, workdir = identity_run
+  manager = tmp_path / 'stage2' / 'checkpoints'
+  shutil.copytree(checkpoints.manager_dir(workdir, 2), manager)
+  shutil.copytree(manager / '1', manager / '2')
+  checkpoints.seal(manager / '2')
+  return manager
+
+
+@pytest.mark.parametrize('damage', ['overwrite', 'truncate', 'delete'])
+def test_a_damaged_step_is_refused_by_name_with_the_intact_steps(identity_run, tmp_path, damage):
+  manager = _copy_run_with_two_steps(identity_run, tmp_path)
+  assert (manager / '1' / checkpoints.INTEGRITY).exists()  # training sealed it
+  assert checkpoints.verify(manager / '2') is True
+  victim = _largest_file(manager / '2')
+  data = bytearray(victim.read_bytes())
+  if damage == 'overwrite':  # eight bytes, the size unchanged
+    data[len(data) // 2:len(data) // 2 + 8] = b'\x7f' * 8
+    victim.write_bytes(bytes(data))
+  elif damage == 'truncate':
+    victim.write_bytes(bytes(data[:len(data) // 2]))
+  else:
+    victim.unlink()
+  name = str(victim.relative_to(manager / '2'))
+  with pytest.raises(checkpoints.DamagedCheckpointError) as error:
+    checkpoints.load(tmp_path)  # the run: its latest step, 2
+  message = str(error.value)
+  assert f'{manager / "2"} is damaged: {name}' in message
+  assert f'Intact steps of {manager}: 1' in message and str(manager / '1') in message
+  assert checkpoints.intact_steps(manager) == [1]
+  # The step the message offers loads, by its folder.
+  network = checkpoints.load(manager / '1')
+  assert network.checkpoint.step == 1 and network.has_head
+
+
+def test_an_unsealed_step_that_orbax_cannot_read_is_reported_not_raised_from_orbax(
+    identity_run, tmp_path):
+  manager = _copy_run_with_two_steps(identity_run, tmp_path)
+  (manager / '2' / checkpoints.INTEGRITY).unlink()  # as a run killed right after the save
+  assert checkpoints.verify(manager / '2') is False
+  _largest_file(manager / '2').write_bytes(b'')
+  with pytest.raises(checkpoints.DamagedCheckpointError,
+                     match=rf'{manager / "2"} cannot be read \(.*\)\. Intact steps of '
+                           rf'{manager}: 1;'):
+    checkpoints.load(manager)
+
+
+def test_nan_in_a_step_is_damage():
+  with pytest.raises(checkpoints.DamagedCheckpointError, match=r"checkpoint /x: \['a'\] holds "
+                     'NaN'):
+    checkpoints.check_finite({'a': np.array([1.0, np.nan]), 'b': np.arange(3)},
+                             pathlib.Path('/x'))
+  checkpoints.check_finite({'b': np.arange(3), 'c': np.ones(2)}, pathlib.Path('/x'))
+
+
+def test_an_empty_stage2_checkpoints_folder_falls_back_to_stage1(identity_run, tmp_path):
+  """A stage 2 that died before its first save: eval, propagate and infer get stage 1."""
+  config, workdir = identity_run
+  shutil.copytree(checkpoints.stage_dir(workdir, 1), tmp_path / 'stage1')
+  checkpoints.manager_dir(tmp_path, 2).mkdir(parents=True)
+  config = config.copy_and_resolve_references()
+  network = checkpoints.load_network(config, tmp_path)
+  assert (network.checkpoint.stage, network.has_head) == (1, False)
+  with pytest.raises(ValueError, match='has no warping head: propagation needs a stage-2'):
+    checkpoints.load_network(config, tmp_path, needs_head='propagation')
+
+
+def test_a_network_trained_with_another_model_config_is_named(identity_run):
+  config, workdir = identity_run
+  config = config.copy_and_resolve_references()
+  config.model.head.num_blocks += 1
+  config.model.dtype = 'bfloat16'  # computes differently, loads the same: not reported
+  with pytest.raises(ValueError, match=r'another model than config.model describes:\n  '
+                     r'config.model.head.num_blocks: 2 before, 3 now\nPass'):
+    checkpoints.load_network(config, workdir)
+
+
+def test_a_name_from_a_data_file_stays_inside(tmp_path):
+  assert paths.inside(tmp_path, '000342_mpii_test', 'video id') == tmp_path / '000342_mpii_test'
+  for name in ('../../../elsewhere/x', '..', '.', '', 'a/b', 'a\\b', 'a\x00b'):
+    with pytest.raises(ValueError, match='video id .* is not a plain file name'):
+      paths.inside(tmp_path, name, 'video id')

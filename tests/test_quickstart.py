@@ -23,12 +23,16 @@ def _overrides() -> list[str]:
           '--config.train.num_steps=2', '--config.eval.batch=16']
 
 
-def _run(cwd: pathlib.Path, *args: str) -> str:
+def _start(cwd: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
   """run.py started as a user starts it: from `cwd`, every path relative to it."""
-  done = subprocess.run([sys.executable, os.path.relpath(ROOT / 'run.py', cwd),
+  return subprocess.run([sys.executable, os.path.relpath(ROOT / 'run.py', cwd),
                          f'--config={os.path.relpath(ROOT / "configs" / "posewarper.py", cwd)}'
                          ':synthetic', *args], cwd=cwd, capture_output=True, text=True,
                         timeout=900)
+
+
+def _run(cwd: pathlib.Path, *args: str) -> str:
+  done = _start(cwd, *args)
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
   return done.stdout
 
@@ -123,3 +127,14 @@ def test_eval_from_relative_paths_picks_the_runs_stage2(quickstart):
   assert 'quickstart/stage2/checkpoints step 2 (stage 2, with its warping head)' in out
   results = json.loads((cwd / 'other' / 'eval' / 'val' / 'results.json').read_text())
   assert set(results) == {'single frame', 'aggregation'}
+
+
+def test_resuming_with_another_model_is_refused_before_the_config_changes(quickstart):
+  workdir = quickstart[0]
+  written = (workdir / 'config.json').read_text()
+  done = _start(workdir.parent.parent, '--workdir=runs/quickstart', *_overrides(),
+                '--config.model.head.num_blocks=3', '--config.train.num_steps=4')
+  assert done.returncode != 0
+  assert ('this command changes:\n  config.model.head.num_blocks: 2 before, 3 now\n'
+          'Start the new experiment in another --workdir') in done.stderr
+  assert (workdir / 'config.json').read_text() == written

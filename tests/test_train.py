@@ -311,7 +311,7 @@ def test_resume_equals_an_uninterrupted_run(data_root, tmp_path, monkeypatch):
   monkeypatch.setattr(train.logs.MetricLogger, 'write', write_then_terminate)
   with pytest.raises(SystemExit) as exit_info:
     train.train_stage(config, preempted, 1)
-  assert exit_info.value.code == 0
+  assert exit_info.value.code == train.EXIT_PREEMPTED  # not 0: `train && eval` stops there
   assert _saved_steps(preempted) == [1]
   monkeypatch.setattr(train.logs.MetricLogger, 'write', write)
   train.train_stage(config, preempted, 1)
@@ -322,6 +322,121 @@ def test_resume_equals_an_uninterrupted_run(data_root, tmp_path, monkeypatch):
     for key, x in reference.items():
       np.testing.assert_array_equal(final[key], x, err_msg=f'{run.name}: {key}')
     assert _losses(run) == _losses(straight)
+
+
+def test_sigterm_between_log_steps_saves_at_the_next_step(data_root, tmp_path, monkeypatch):
+  """A scheduler's grace period may be shorter than log_every steps: the loop stops after the
+  step in flight, not at the next log step."""
+  config = tiny_config(data_root, num_steps=6, checkpoint_every=6)
+  config.train.log_every = 100
+  make = train.make_train_step
+
+  def make_terminating(*args, **kwargs):
+    step = make(*args, **kwargs)
+    calls = []
+
+    def terminating(state, batch):
+      calls.append(1)
+      if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+      return step(state, batch)
+    return terminating
+
+  monkeypatch.setattr(train, 'make_train_step', make_terminating)
+  with pytest.raises(SystemExit) as exit_info:
+    train.train_stage(config, tmp_path, 1)
+  assert exit_info.value.code == train.EXIT_PREEMPTED
+  assert _saved_steps(tmp_path) == [2]
+  assert (tmp_path / 'stage1' / 'checkpoints' / '2' / checkpoints.INTEGRITY).exists()
+
+
+def _steps_logged(workdir: pathlib.Path, stage: int = 1) -> list[int]:
+  lines = (workdir / f'stage{stage}' / 'metrics.jsonl').read_text().splitlines()
+  return [json.loads(line)['step'] for line in lines]
+
+
+def test_a_damaged_latest_step_resumes_from_the_newest_intact_one(data_root, tmp_path, capsys):
+  """Eight bytes overwritten in the latest step's arrays: the resume says so, sets it aside and
+  continues from the step before, ending exactly where an undamaged run ends."""
+  config = tiny_config(data_root, num_steps=4, checkpoint_every=2)
+  straight = tmp_path / 'straight'
+  train.train_stage(config, straight, 1)
+
+  damaged = tmp_path / 'damaged'
+  train.train_stage(tiny_config(data_root, num_steps=4, checkpoint_every=2), damaged, 1)
+  step4 = damaged / 'stage1' / 'checkpoints' / '4'
+  victim = max((p for p in (step4 / checkpoints.STATE).rglob('*') if p.is_file()),
+               key=lambda p: p.stat().st_size)
+  data = bytearray(victim.read_bytes())
+  data[len(data) // 2:len(data) // 2 + 8] = b'\x7f' * 8
+  victim.write_bytes(bytes(data))
+  capsys.readouterr()
+  train.train_stage(tiny_config(data_root, num_steps=6, checkpoint_every=2), damaged, 1)
+  out = capsys.readouterr().out
+  assert f'{step4} is damaged: {victim.relative_to(step4)}: contents differ' in out
+  assert f'moved to {step4.parent / "4.damaged"}' in out
+  assert 'resuming from step 2, the newest intact checkpoint' in out
+  assert (step4.parent / '4.damaged').is_dir()
+  assert _saved_steps(damaged) == [2, 4, 6]
+
+  train.train_stage(tiny_config(data_root, num_steps=6, checkpoint_every=2), straight, 1)
+  reference = _final(straight)
+  final = _final(damaged)
+  for key, x in reference.items():
+    np.testing.assert_array_equal(final[key], x, err_msg=key)
+  assert _steps_logged(damaged) == _steps_logged(straight) == [1, 2, 3, 4, 5, 6]
+
+
+def test_every_step_damaged_is_an_error_naming_them(data_root, tmp_path):
+  config = tiny_config(data_root, num_steps=2, checkpoint_every=2)
+  train.train_stage(config, tmp_path, 1)
+  (tmp_path / 'stage1' / 'checkpoints' / '2' / 'state' / '_METADATA').write_text('{')
+  with pytest.raises(checkpoints.DamagedCheckpointError,
+                     match=r'every saved step in .* is damaged:\n  .*2 is damaged: '
+                           r'state/_METADATA.*\nNothing to resume from'):
+    train.train_stage(tiny_config(data_root, num_steps=3, checkpoint_every=2), tmp_path, 1)
+
+
+def test_a_resume_logs_each_step_once(data_root, tmp_path, monkeypatch):
+  """A run that dies after logging step 3 (its last checkpoint: step 2) resumes at 3: the step is
+  logged again, and metrics.jsonl keeps one line for it."""
+  config = tiny_config(data_root, num_steps=4, checkpoint_every=2)
+  write = train.logs.MetricLogger.write
+
+  def write_then_die(self, step, metrics):
+    write(self, step, metrics)
+    if step == 3:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(train.logs.MetricLogger, 'write', write_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_stage(config, tmp_path, 1)
+  assert _steps_logged(tmp_path) == [1, 2, 3]
+  monkeypatch.setattr(train.logs.MetricLogger, 'write', write)
+  train.train_stage(config, tmp_path, 1)
+  assert _steps_logged(tmp_path) == [1, 2, 3, 4]
+
+
+def test_resuming_with_another_config_is_refused_before_anything_changes(data_root, tmp_path):
+  config = tiny_config(data_root, stages=(1, 2), num_steps=1, checkpoint_every=1)
+  train.write_config(config, tmp_path)
+  train.train_stage(config, tmp_path, 1)
+  written = (tmp_path / 'config.json').read_text()
+
+  other = tiny_config(data_root, stages=(1, 2), num_steps=1, checkpoint_every=1)
+  other.model.head.num_blocks = 3
+  other.stage1.learning_rate = 5e-4
+  with pytest.raises(ValueError, match=(
+      r'holds a run trained \(stage 1\) with another config .*config.json\); this command '
+      r"changes:\n  config.model.head.num_blocks: 2 before, 3 now\n  "
+      r'config.stage1.learning_rate: 0.001 before, 0.0005 now\nStart the new experiment')):
+    train.check_resume(other, tmp_path)
+  assert (tmp_path / 'config.json').read_text() == written
+  # What a resume may change: when it stops, logging, and stages not trained yet.
+  fine = tiny_config(data_root, stages=(1, 2), num_steps=5, checkpoint_every=1)
+  fine.train.log_every = 7
+  fine.stage2.learning_rate = 1e-5
+  train.check_resume(fine, tmp_path)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path):
@@ -343,14 +458,26 @@ def test_stage2_without_a_stage1_network_says_where_it_looked(data_root, tmp_pat
     ('stages', (3,), 3, 'config.stages: 3'),
     ('stage2.backbone_bn', 'bogus', 2, 'config.stage2.backbone_bn'),
     ('stage1.global_batch', 6, 1, r'config.stage1.global_batch \(6\).*4 devices'),
-    ('stage1.num_epochs', 0, 1, 'config.stage1: num_epochs'),
+    ('stage1.num_epochs', 0, 1, 'config.stage1.num_epochs must be an integer >= 1, got 0'),
+    # Each of these trained (or divided by zero) before, leaving nothing or garbage behind.
+    ('train.keep_checkpoints', 0, 1, 'config.train.keep_checkpoints must be an integer >= 1'),
+    ('train.num_steps', -5, 1, 'config.train.num_steps must be an integer >= 0, got -5'),
+    ('train.checkpoint_every', 0, 1, 'config.train.checkpoint_every must be an integer >= 1'),
+    ('train.log_every', 0, 2, 'config.train.log_every must be an integer >= 1'),
+    ('data.max_gap', 8, 1, r'config.data.max_gap \(8\) is larger than config.data.stored_gap '
+     r'\(7\)'),
+    ('sigma', float('nan'), 1, 'config.sigma must be a finite number > 0'),
+    ('image_size', (60, 48), 1, r'config.image_size must be .*multiples of 8'),
+    ('stage2.learning_rate', -1e-4, 2, 'config.stage2.learning_rate must be a finite number'),
 ])
 def test_an_invalid_value_names_the_field(tmp_path, field, value, stage, message):
   config = tiny_config(tmp_path / 'nowhere', stages=(1, 2))
   section, _, name = field.rpartition('.')
   (config[section] if section else config)[name] = value
+  workdir = tmp_path / 'run'
   with pytest.raises(ValueError, match=message):
-    train.train_stage(config, tmp_path, stage)
+    train.train_stage(config, workdir, stage)
+  assert not workdir.exists()  # refused before anything was written
 
 
 def test_missing_data_says_where_it_looked_and_what_to_do(tmp_path):
