@@ -10,12 +10,19 @@ config.infer.aggregate, from PoseWarper's aggregation over frames t-2..t+2 of th
 predictions.json, poses.mp4 (the skeletons drawn on every frame), grid.png (six frames) and,
 with a warping head, offsets.png (the first box's crops of its frame and the next, and the
 head's mean sampling offsets between them as a flow image).
+
+The boxes file is checked before anything runs (read_boxes: finite numbers, boxes with area on
+their frame), the poses after (finite), and the outputs are written only once everything is
+computed, each to a temporary file in the same folder renamed over the old one: a failed or
+interrupted run leaves a previous run's outputs as they were, never half of them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+from collections.abc import Callable
 
 import cv2
 import jax
@@ -24,12 +31,19 @@ import numpy as np
 from posewarper_jax import checkpoints, evaluate, inference, render, train
 from posewarper_jax.data import transforms
 from posewarper_jax.data.keypoints import JOINT_NAMES
+from posewarper_jax.data.pipeline import box_from_json, score_from_json
 from posewarper_jax.models import AGGREGATION_DELTAS, create_model
 
 
 def read_boxes(path: str, names: list[str], frame_sizes: list[tuple[int, int]]
                ) -> list[tuple[int, np.ndarray, float]]:
-  """(frame index, [x, y, w, h], score) for every box; '' = the whole of every frame."""
+  """(frame index, [x, y, w, h], score) for every box; '' = the whole of every frame.
+
+  The file is a JSON list of {"frame": index or file name, "bbox": [x, y, w, h], "score"
+  (optional, 1)}: bbox four finite numbers with w, h > 0, overlapping its frame (frame_sizes are
+  (height, width)), score a finite number. Anything else, or no box at all, is a ValueError that
+  names the file, the box index and the field.
+  """
   if not path:
     return [(i, np.array([0.0, 0.0, w, h]), 1.0) for i, (h, w) in enumerate(frame_sizes)]
   try:
@@ -38,6 +52,10 @@ def read_boxes(path: str, names: list[str], frame_sizes: list[tuple[int, int]]
     raise ValueError(f'config.infer.boxes: cannot read {path} ({e})') from None
   if not isinstance(entries, list):
     raise ValueError(f'{path}: expected a list of {{"frame", "bbox", "score"}}')
+  if not entries:
+    # Nothing to infer: an empty list is a detector that found no one, or the wrong file.
+    raise ValueError(f'{path}: the list has no box (leave config.infer.boxes empty for one box '
+                     'around each whole frame)')
   by_name = {n: i for i, n in enumerate(names)} | {pathlib.Path(n).stem: i
                                                    for i, n in enumerate(names)}
   boxes = []
@@ -46,15 +64,23 @@ def read_boxes(path: str, names: list[str], frame_sizes: list[tuple[int, int]]
       raise ValueError(f'{path}: box {k} needs "frame" (index or file name) and "bbox" '
                        f'[x, y, w, h], got {entry!r}')
     frame = entry['frame']
-    index = frame if isinstance(frame, int) else by_name.get(str(frame))
+    if isinstance(frame, str):
+      index = by_name.get(frame)
+    elif isinstance(frame, int) and not isinstance(frame, bool):
+      index = frame
+    else:  # 1.0, true: neither an index nor a name (true would silently be frame 1)
+      raise ValueError(f'{path}: box {k}: frame must be an integer index or a file name, got '
+                       f'{frame!r} ({type(frame).__name__})')
     if index is None or not 0 <= index < len(names):
       raise ValueError(f'{path}: box {k}: frame {frame!r} is not one of the {len(names)} '
                        'frames of the input')
-    box = np.asarray(entry['bbox'], np.float64)
-    if box.shape != (4,) or box[2] <= 0 or box[3] <= 0:
-      raise ValueError(f'{path}: box {k}: bbox must be [x, y, w, h] with w, h > 0, got '
-                       f'{entry["bbox"]}')
-    boxes.append((index, box, float(entry.get('score', 1.0))))
+    box = box_from_json(entry['bbox'], f'{path}: box {k}')
+    height, width = frame_sizes[index]
+    if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+      raise ValueError(f'{path}: box {k}: bbox {entry["bbox"]} lies wholly outside frame '
+                       f'{names[index]} ({width}x{height} pixels)')
+    score = score_from_json(entry.get('score', 1.0), f'{path}: box {k}')
+    boxes.append((index, box, score))
   return boxes
 
 
@@ -92,7 +118,16 @@ def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
     xys.append(xy)
     scores.append(peak * np.array([s for _, _, s in chunk])[:, None])
   xy, score = np.concatenate(xys), np.concatenate(scores)
+  broken = np.flatnonzero(~(np.isfinite(xy).all((1, 2)) & np.isfinite(score).all(1)))
+  if len(broken):
+    # A diverged checkpoint gives NaN heatmaps; their poses must not become the output.
+    k = int(broken[0])
+    raise ValueError(f'infer: the network {path} gave non-finite keypoints or scores for '
+                     f'{len(broken)} of {len(boxes)} boxes (the first: box {k}, frame '
+                     f'{names[boxes[k][0]]}); nothing was written')
 
+  # Everything is computed before anything is written: a failure leaves a previous run's
+  # outputs as they were.
   out = workdir / 'infer' / pathlib.Path(settings.input).stem
   per_frame = [[] for _ in frames]
   for k, (index, _, _) in enumerate(boxes):
@@ -105,25 +140,58 @@ def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
                           'keypoints': np.concatenate([xy[k], score[k][:, None]], 1).tolist()}
                          for k in people]}
                      for i, people in enumerate(per_frame)]}
-  out.mkdir(parents=True, exist_ok=True)
-  (out / 'predictions.json').write_text(json.dumps(predictions))
+  text = json.dumps(predictions, allow_nan=False)  # checked above; strict JSON all the same
   drawn = [render.draw_poses(frame, xy[people], score[people], settings.min_score,
                              boxes=np.stack([boxes[k][1] for k in people]) if people else None)
            for frame, people in zip(frames, per_frame, strict=True)]
-  render.write_video(drawn, out / 'poses.mp4', fps)
   chosen = np.unique(np.linspace(0, len(drawn) - 1, min(6, len(drawn))).round().astype(int))
-  render.save_grid([drawn[i] for i in chosen], out / 'grid.png', columns=3)
-  written = 'predictions.json, poses.mp4, grid.png'
-  if network.has_head and len(frames) > 1 and boxes:
-    draw_offsets(config, variables, frames, boxes[0], out / 'offsets.png')
-    written += ', offsets.png'
-  print(f'infer: {written} in {out}', flush=True)
+  images = {'grid.png': render.grid([drawn[i] for i in chosen], columns=3)}
+  if network.has_head and len(frames) > 1:
+    images['offsets.png'] = offsets_image(config, variables, frames, boxes[0])
+
+  out.mkdir(parents=True, exist_ok=True)
+  writers = {'predictions.json': lambda file: _write_text(file, text),
+             'poses.mp4': lambda file: render.write_video(drawn, file, fps)}
+  writers |= {name: (lambda file, image=image: render.save_image(image, file))
+              for name, image in images.items()}
+  _write_all(out, writers)
+  if 'offsets.png' not in images:
+    # A previous network's offsets beside this network's poses would describe neither.
+    (out / 'offsets.png').unlink(missing_ok=True)
+  print(f'infer: {", ".join(writers)} in {out}', flush=True)
   return out
 
 
-def draw_offsets(config, variables, frames, box, path: pathlib.Path) -> None:
+def _write_text(path: pathlib.Path, text: str) -> None:
+  with open(path, 'w') as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())  # on disk before the rename makes it the file
+
+
+def _write_all(out: pathlib.Path, writers: dict[str, Callable[[pathlib.Path], None]]) -> None:
+  """Calls writers[name](temporary path) for each output file, each temporary file in `out`
+  beside its final name (same suffix: OpenCV picks the format by it), then renames them all
+  over the final names (os.replace, atomic within a folder). A failing writer leaves every
+  previous output as it was and no temporary file behind."""
+  staged = {}
+  try:
+    for name, write in writers.items():
+      final = out / name
+      temporary = out / f'.{final.stem}.partial-{os.getpid()}{final.suffix}'
+      staged[final] = temporary
+      write(temporary)
+  except BaseException:
+    for temporary in staged.values():
+      temporary.unlink(missing_ok=True)
+    raise
+  for final, temporary in staged.items():
+    os.replace(temporary, final)
+
+
+def offsets_image(config, variables, frames, box) -> np.ndarray:
   """The head's offsets for the first box on its frame (A) and the next one (B): A's crop, B's
-  crop and the mean sampling displacement as a flow image, side by side."""
+  crop and the mean sampling displacement as a flow image, side by side (one RGB grid)."""
   index, xywh, _ = box
   index = min(index, len(frames) - 2)
   height, width = config.image_size
@@ -133,5 +201,5 @@ def draw_offsets(config, variables, frames, box, path: pathlib.Path) -> None:
   _, state = create_model(config).apply(variables, a, b, mutable=['intermediates'])
   offsets = state['intermediates']['warper']['offsets']
   flow = render.flow_image(render.mean_displacement(offsets)[0])
-  render.save_grid([*crops, cv2.resize(flow, (width, height), interpolation=cv2.INTER_NEAREST)],
-                   path, columns=3)
+  return render.grid([*crops, cv2.resize(flow, (width, height), interpolation=cv2.INTER_NEAREST)],
+                     columns=3)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
+import types
 
 import numpy as np
 import pytest
@@ -244,6 +246,62 @@ def test_detection_files_both_formats(sample_val, tmp_path):
   (tmp_path / 'bad.json').write_text(json.dumps([{'bbox': [1, 2, 3, 4], 'score': 0.5}]))
   with pytest.raises(ValueError, match='bad.json: detection 0 has neither'):
     detection_boxes(str(tmp_path / 'bad.json'), records, table)
+
+
+# detection_boxes reads only the records' image ids and the table's frame layout: a stand-in for
+# one video of two frames, the first labeled.
+_RECORDS = [{'image_id': 10000010000}, {'image_id': 10000010001}]
+_TABLE = types.SimpleNamespace(is_labeled=np.array([True, False]), video=np.array([0, 0]),
+                               video_names=['000001'], frame_index=np.array([0, 1]))
+_GOOD = {'image_id': 10000010000, 'bbox': [1, 2, 3, 4], 'score': 0.5}
+
+
+def test_detection_boxes_keep_valid_input_and_refuse_a_box_without_area(tmp_path):
+  path = tmp_path / 'detections.json'
+  path.write_text(json.dumps([
+      _GOOD,
+      {'image_id': 10000010000.0, 'bbox': [-1.5, 0, 3, 4], 'score': 1},  # an integral float id
+      {'image_name': 'images/val/000001_mpii_test/000000.jpg', 'bbox': [1, 2, 3, 4],
+       'score': 0.1},
+      {'image_id': 10000010001, 'bbox': [1, 2, 3, 4], 'score': 0.9},    # not labeled: ignored
+      {'image_id': 99, 'bbox': [1, 2, 3, 4], 'score': 0.9},             # not in the split
+  ]))
+  boxes = detection_boxes(str(path), _RECORDS, _TABLE)
+  assert boxes.record.tolist() == [0, 0, 0] and boxes.score.tolist() == [0.5, 1.0, 0.1]
+  assert boxes.box.tolist() == [[1, 2, 3, 4], [-1.5, 0, 3, 4], [1, 2, 3, 4]]
+  assert detection_boxes(str(path), _RECORDS, _TABLE, min_score=0.2).record.tolist() == [0, 0]
+  # A box without area has nothing to crop (ground_truth_boxes leaves such people out).
+  path.write_text(json.dumps([_GOOD, {**_GOOD, 'bbox': [1, 2, 0, 0]}]))
+  with pytest.raises(ValueError, match=rf'{re.escape(str(path))}: detection 1: bbox must be .*'
+                                       r'w, h > 0.*\(w or h not positive\)'):
+    detection_boxes(str(path), _RECORDS, _TABLE)
+
+
+@pytest.mark.parametrize('bad, message', [
+    ({'bbox': [1, float('nan'), 3, 4]}, r'bbox must be .*\(nan\)'),
+    ({'bbox': [1, 2, float('inf'), 4]}, r'bbox must be .*\(inf\)'),
+    ({'bbox': [1, '2', 3, 4]}, r"bbox must be .*\('2' \(str\)\)"),
+    ({'bbox': [1, 2, 3, None]}, r'bbox must be .*\(None \(null\)\)'),
+    ({'bbox': [1, 2, 3, -4]}, r'bbox must be .*\(w or h not positive\)'),
+    ({'score': float('nan')}, r'score must be a finite number, got nan'),
+    ({'score': float('-inf')}, r'score must be a finite number, got -inf'),
+    ({'score': '0.9'}, r"score must be a finite number, got '0.9' \(str\)"),
+    ({'score': None}, r'score must be a finite number, got None \(null\)'),
+    ({'score': True}, r'score must be a finite number, got True \(bool\)'),
+    ({'image_id': '10000010000'}, r"image_id must be an integer .*'10000010000' \(str\)"),
+    ({'image_id': 10000010000.5}, r'image_id must be an integer .*not an integer'),
+    ({'image_id': True}, r'image_id must be an integer .*True \(bool\)'),
+    ({'image_id': None}, r'image_id must be an integer .*None \(null\)'),
+    # Also on a frame the split does not have: the file is broken all the same.
+    ({'image_id': 99, 'score': float('nan')}, r'score must be a finite number'),
+], ids=['nan', 'inf', 'string', 'null', 'negative_height', 'nan_score',
+        'inf_score', 'string_score', 'null_score', 'bool_score', 'string_id', 'fractional_id',
+        'bool_id', 'null_id', 'nan_score_elsewhere'])
+def test_bad_detections_name_the_file_detection_and_field(tmp_path, bad, message):
+  path = tmp_path / 'detections.json'
+  path.write_text(json.dumps([_GOOD, {**_GOOD, **bad}]))
+  with pytest.raises(ValueError, match=rf'{re.escape(str(path))}: detection 1: {message}'):
+    detection_boxes(str(path), _RECORDS, _TABLE)
 
 
 def test_neighbour_crops_share_the_box(tmp_path):

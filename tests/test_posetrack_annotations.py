@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 
 import numpy as np
 import pytest
@@ -109,3 +110,163 @@ def test_malformed_files_name_the_problem(tmp_path):
   image = _image(0, ignore_regions_x=[[1, 2, 3]], ignore_regions_y=[[1, 2]])
   with pytest.raises(ValueError, match='an ignore region has 3 x and 2 y'):
     read_video(_write(tmp_path, [image]), tmp_path)
+
+
+def _frames_on_disk(tmp_path, images):
+  for image in images:
+    f = tmp_path / image['file_name']
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_bytes(b'\xff\xd8\xff\xd9')
+
+
+@pytest.mark.parametrize('vid_id, problem', [
+    ('../../../elsewhere/x', 'path separator'), ('a\\b', 'path separator'), ('..', '"." or'),
+    ('.', '"." or'), ('', 'is empty'), ('0001\x00', 'non-printable'), ('00\n01', 'non-printable'),
+    ('0' * 256, 'longer than 255'), (None, 'must be a string'), (-1, 'must be a string')])
+def test_video_ids_must_be_plain_file_names(tmp_path, vid_id, problem):
+  # Video ids become paths (<workdir>/render/<video id>): refused where they enter.
+  images = [_image(0), _image(1, vid_id=vid_id)]
+  _frames_on_disk(tmp_path, images)
+  with pytest.raises(ValueError, match=f'000001_mpii_train.json: image 10000010001: vid_id .*'
+                                       f'{re.escape(problem)}'):
+    read_video(_write(tmp_path, images), tmp_path)
+
+
+def test_video_id_from_the_file_name_is_checked_too(tmp_path):
+  image = _image(0)
+  del image['vid_id']
+  with pytest.raises(ValueError, match=r'\.\.json: image 10000010000: the video id from the file '
+                                       r"name \(\.\.json\) '\.' is \".\" or"):
+    read_video(_write(tmp_path, [image], name='.'), tmp_path)
+
+
+@pytest.mark.parametrize('file_name, problem', [
+    ('/etc/images/000000.jpg', 'is absolute'), ('images/../../outside/000000.jpg', '".."'),
+    ('..\\outside\\000000.jpg', '".."'), ('images/..\\../000000.jpg', '".."'),
+    ('images/train/x\x00/000000.jpg', 'non-printable'),
+    (7, 'must be a string')])
+def test_file_names_stay_inside_the_root(tmp_path, file_name, problem):
+  outside = tmp_path / 'outside' / '000000.jpg'  # what the first '..' name would read
+  outside.parent.mkdir()
+  outside.write_bytes(b'\xff\xd8\xff\xd9')
+  root = tmp_path / 'root'
+  with pytest.raises(ValueError, match=f'000001_mpii_train.json: image 10000010000: file_name .*'
+                                       f'{re.escape(problem)}'):
+    read_video(_write(root, [_image(0, file_name=file_name)]), root)
+
+
+def _twice(kind):
+  """(images, annotations) where one image id, annotation id or frame appears twice."""
+  images = [_image(0), _image(1)]
+  people = [_person(images[0]['id'], 0), _person(images[1]['id'], 0)]
+  if kind == 'image':
+    images[1]['id'] = images[0]['id']  # frame 1 would get frame 0's people
+  elif kind == 'annotation':
+    people[1]['id'] = people[0]['id']
+  else:
+    images[1] = {**images[0], 'id': 5}  # the same frame under two ids
+  return images, people
+
+
+@pytest.mark.parametrize('kind, message', [
+    ('image', 'image id 10000010000 appears twice'),
+    ('annotation', 'annotation id 1000001000000 appears twice'),
+    ('frame', 'image 5: frame 0 is listed twice')])
+def test_duplicates_in_a_file(tmp_path, kind, message):
+  images, people = _twice(kind)
+  _frames_on_disk(tmp_path, images)
+  with pytest.raises(ValueError, match=f'000001_mpii_train.json: {message}'):
+    read_video(_write(tmp_path, images, people), tmp_path)
+
+
+@pytest.mark.parametrize('field, index, value', [
+    ('keypoints', 4, float('nan')), ('keypoints', 0, float('inf')), ('bbox', 2, float('nan')),
+    ('bbox_head', 3, float('-inf'))])
+def test_non_finite_numbers_are_refused(tmp_path, field, index, value):
+  images = [_image(0)]
+  _frames_on_disk(tmp_path, images)
+  person = _person(images[0]['id'], 0)
+  person[field][index] = value  # json.dumps writes NaN / Infinity, json.loads reads them
+  with pytest.raises(ValueError, match=rf'000001_mpii_train.json: annotation 1000001000000: '
+                                       rf'{field}\[{index}\] must be a finite number'):
+    read_video(_write(tmp_path, images, [person]), tmp_path)
+
+
+def test_is_labeled_must_be_a_boolean(tmp_path):
+  images = [_image(0, labeled=1), _image(1, labeled=0), _image(2, labeled=True)]
+  _frames_on_disk(tmp_path, images)
+  assert [f.is_labeled for f in read_video(_write(tmp_path, images), tmp_path)] == [
+      True, False, True]
+  for value in ('false', 'true', 2, None, 0.0):
+    images[1]['is_labeled'] = value  # bool('false') is True
+    with pytest.raises(ValueError, match=f'image 10000010001: is_labeled must be true or false '
+                                         f'.*got {re.escape(repr(value))}'):
+      read_video(_write(tmp_path, images), tmp_path)
+
+
+@pytest.mark.parametrize('entry, field, value, message', [
+    ('person', 'keypoints', ['a'] + [1] * 50, r'annotation 1000001000000: keypoints\[0\] must be'),
+    ('person', 'id', 'x', "annotation number 0 in the file \\(id 'x'\\): id must be an integer"),
+    ('person', 'track_id', None, 'annotation 1000001000000: track_id must be an integer'),
+    ('person', 'track_id', 1.5, 'annotation 1000001000000: track_id must be an integer'),
+    ('person', 'track_id', 2**40, r'annotation 1000001000000: track_id must be in \['),
+    ('person', 'image_id', '10000010000', 'annotation 1000001000000: image_id must be'),
+    ('person', 'bbox', [1, 2, '3', 4], r'annotation 1000001000000: bbox\[2\] must be'),
+    ('person', 'bbox', [1, 2, 3], r'annotation 1000001000000: bbox must be \[x, y, w, h\]'),
+    ('person', 'keypoints', 'x' * 51,
+     'annotation 1000001000000: keypoints must be a list of numbers'),
+    ('image', 'nframes', 'ten', 'image 10000010000: nframes must be an integer'),
+    ('image', 'nframes', True, 'image 10000010000: nframes must be an integer'),
+    ('image', 'id', 'x', "image number 0 in the file \\(id 'x'\\): id must be an integer"),
+    ('image', 'ignore_regions_x', [['a', 2, 3]],
+     r'image 10000010000: ignore_regions_x\[0\]\[0\] must be a finite number'),
+    ('image', 'ignore_regions_y', [[1, float('nan'), 3]],
+     r'image 10000010000: ignore_regions_y\[0\]\[1\] must be a finite number')])
+def test_numbers_must_be_numbers(tmp_path, entry, field, value, message):
+  images = [_image(0, ignore_regions_x=[[1, 2, 3]], ignore_regions_y=[[4, 5, 6]])]
+  _frames_on_disk(tmp_path, images)
+  person = _person(images[0]['id'], 0)
+  {'person': person, 'image': images[0]}[entry][field] = value
+  with pytest.raises(ValueError, match='000001_mpii_train.json: ' + message):
+    read_video(_write(tmp_path, images, [person]), tmp_path)
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'nframes': 0}, r'nframes must be in \[1, 1000000\], got 0'),
+    ({'file_name': 'images/train/000001_mpii_train/1000000.jpg', 'nframes': 10**6},
+     'file_name .*1000000.jpg. is frame 1000000: frame files have six digits'),
+    ({'vid_id': '000002'}, "vid_id '000002' differs from the file's other images")])
+def test_frame_numbers_agree_with_the_video(tmp_path, change, message):
+  images = [_image(0), _image(2, **change)]
+  _frames_on_disk(tmp_path, images)
+  with pytest.raises(ValueError, match=rf'image {images[1]["id"]}: {message}'):
+    read_video(_write(tmp_path, images), tmp_path)
+
+
+def test_frames_past_nframes_are_counted_and_nframes_follows_the_frames(tmp_path):
+  # A frame at or past nframes would be paired backwards (the pair view clips to nframes - 1):
+  # the frames listed are the truth, the file's nframes is reported.
+  images = [_image(0, nframes=2), _image(2, nframes=2)]
+  _frames_on_disk(tmp_path, images)
+  counts = collections.Counter()
+  frames = read_video(_write(tmp_path, images), tmp_path, counts)
+  assert [f.nframes for f in frames] == [3, 3] and counts['frames_past_nframes'] == 1
+
+
+def test_a_numeric_video_id_is_its_digits(tmp_path):
+  images = [_image(0, vid_id=1), _image(1, vid_id=1)]
+  _frames_on_disk(tmp_path, images)
+  assert {f.video_id for f in read_video(_write(tmp_path, images), tmp_path)} == {'1'}
+
+
+def test_boxes_without_area_are_counted_negative_ones_refused(tmp_path):
+  images = [_image(0)]
+  _frames_on_disk(tmp_path, images)
+  one_joint = {**_person(images[0]['id'], 0), 'bbox': [10.0, 20.0, 0.0, 0.0]}
+  counts = collections.Counter()
+  frames = read_video(_write(tmp_path, images, [one_joint]), tmp_path, counts)
+  assert frames[0].people[0].has_bbox and counts['people_with_bbox_without_area'] == 1
+  for field in ('bbox', 'bbox_head'):
+    person = {**_person(images[0]['id'], 0), field: [10, 20, -5, 8]}
+    with pytest.raises(ValueError, match=f'annotation 1000001000000: {field} has a negative'):
+      read_video(_write(tmp_path, images, [person]), tmp_path)

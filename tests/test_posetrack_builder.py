@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
+import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -15,6 +18,7 @@ from posewarper_jax.data.synthetic import generate
 from tests.shared_data import SAMPLE
 from tfds_posetrack.posetrack18.pairs import FrameTable, training_pairs
 from tfds_posetrack.posetrack18.posetrack18_dataset_builder import (
+  REPORTED_COUNTS,
   Builder,
   jpeg_size,
   make_config,
@@ -218,3 +222,157 @@ def test_build_command(synthetic, tmp_path, capsys, monkeypatch):
     frames = table.frame_index[table.video == v]
     labeled = table.frame_index[(table.video == v) & table.is_labeled]
     assert np.abs(frames[:, None] - labeled[None, :]).min(axis=1).max() <= 2
+
+
+def test_the_build_records_its_source(sample_build):
+  # Linked folders (as sample_root makes them) are followed: each video folder is listed.
+  source = sample_build.info.metadata['source']
+  assert sorted(source) == ['test', 'val']
+  assert source['test']['annotations'].keys() == {f'{TEST_VIDEO}.json'}
+  assert source['test']['images'][TEST_VIDEO][0] == 5
+  assert sorted(source['val']['images']) == sorted(
+      p.name for p in (SAMPLE / 'images' / 'val').iterdir() if p.is_dir())
+  again = Builder(data_dir=sample_build.data_dir_root)
+  assert again.info.metadata['source'] == source  # survives the JSON round trip
+
+
+_JPEG = cv2.imencode('.jpg', np.zeros((16, 16, 3), np.uint8))[1].tobytes()
+
+
+def _tiny_video(root, name, split='train', frames=4, labeled=(1,), missing=(), **fields):
+  """annotations/<split>/<name>.json and its frames (16 x 16 JPEGs, `missing` ones left out);
+  the file's path. `fields` replace those of every image entry."""
+  vid = name.split('_')[0]
+  images = []
+  for f in range(frames):
+    image = {'file_name': f'images/{split}/{name}/{f:06d}.jpg', 'id': int(f'1{vid}{f:04d}'),
+             'vid_id': vid, 'nframes': frames, 'is_labeled': f in labeled, **fields}
+    if f not in missing:
+      (root / image['file_name']).parent.mkdir(parents=True, exist_ok=True)
+      (root / image['file_name']).write_bytes(_JPEG)
+    images.append(image)
+  path = root / 'annotations' / split / f'{name}.json'
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps({'images': images, 'annotations': [], 'categories': []}))
+  return path
+
+
+def test_image_ids_are_unique_within_a_split(tmp_path):
+  first = _tiny_video(tmp_path / 'a', '000001_mpii_train')
+  # Image ids are global: a second file with the first one's ids would alias its records.
+  second = _tiny_video(tmp_path / 'a', '000002_mpii_train')
+  data = json.loads(second.read_text())
+  data['images'][2]['id'] = json.loads(first.read_text())['images'][0]['id']
+  second.write_text(json.dumps(data))
+  with pytest.raises(ValueError, match=f'{re.escape(str(second))}: image id 10000010000 is also '
+                                       f'in {re.escape(str(first))}'):
+    prepare(tmp_path / 'a', tmp_path / 'tfds')
+
+
+def test_video_ids_are_unique_within_a_split(tmp_path):
+  # Two files with one video id would be one video in the frame table.
+  first = _tiny_video(tmp_path, '000001_mpii_train')
+  other = _tiny_video(tmp_path, '000003_bonn_train', vid_id='000001')
+  with pytest.raises(ValueError, match=f"{re.escape(str(other))}: video id '000001' is also the "
+                                       f'video id of {re.escape(str(first))}'):
+    prepare(tmp_path, tmp_path / 'tfds')
+
+
+def test_video_folders_without_annotations_are_counted(tmp_path, capsys):
+  _tiny_video(tmp_path, '000001_mpii_train')
+  (tmp_path / 'images' / 'train' / '000002_mpii_train').mkdir()
+  (tmp_path / 'images' / 'train' / '000002_mpii_train' / '000000.jpg').write_bytes(_JPEG)
+  assert 'videos_without_annotations' in REPORTED_COUNTS
+  builder = prepare(tmp_path, tmp_path / 'tfds')
+  assert builder.info.metadata['skipped']['train']['videos_without_annotations'] == 1
+  out = capsys.readouterr().out
+  assert 'videos_without_annotations 1' in out and '(not stored): 000002_mpii_train' in out
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda root: _tiny_video(root, '000001_mpii_train', missing=range(4)),
+     'its 1 annotation file lists 4 frames, of which 4 missing on disk'),
+    (lambda root: _tiny_video(root, '000001_mpii_train', frames=12, labeled=()),
+     'of which 0 missing on disk .*, 0 corrupt JPEGs, 12 farther than max_gap=7'),
+    (lambda root: (root / 'annotations' / 'train').mkdir(parents=True),
+     'has no annotation file')])
+def test_a_split_without_frames_says_why(tmp_path, make, message):
+  make(tmp_path)
+  annotations = re.escape(str(tmp_path / 'annotations' / 'train'))
+  with pytest.raises(ValueError, match=f'posetrack18 train: .*{annotations}.*{message}'):
+    prepare(tmp_path, tmp_path / 'tfds')
+
+
+def test_the_build_command_ends_with_the_reason(tmp_path):
+  # What a user sees: the reason is the last line, not a progress bar or TFDS's own words.
+  _tiny_video(tmp_path, '000001_mpii_train', missing=range(4))
+  done = subprocess.run([sys.executable, '-m', 'tfds_posetrack.posetrack18', '--manual_dir',
+                         str(tmp_path), '--data_dir', str(tmp_path / 'tfds')],
+                        capture_output=True, text=True, timeout=120,
+                        cwd=pathlib.Path(__file__).parents[1])
+  assert done.returncode != 0
+  last = (done.stdout + done.stderr).strip().splitlines()[-1]
+  assert last.startswith('ValueError: posetrack18 train: no frame to store'), done.stderr[-2000:]
+  assert 'No examples were yielded' not in done.stderr
+
+
+def _metadata(builder) -> pathlib.Path:
+  return pathlib.Path(builder.data_dir) / 'metadata.json'
+
+
+def test_a_changed_source_is_refused(tmp_path, capsys):
+  root, tfds_dir = tmp_path / 'posetrack18', tmp_path / 'tfds'
+  _tiny_video(root, '000001_mpii_train', missing=(3,))
+  _tiny_video(root, '000002_mpii_train')
+  built = prepare(root, tfds_dir)
+  assert prepare(root, tfds_dir).info.metadata['frames'] == built.info.metadata['frames']
+  assert 'WARNING' not in capsys.readouterr().err
+  refused = (f'the build in {re.escape(built.data_dir)} was made from another state of '
+             f'{re.escape(str(root))}: ')
+  rebuild = f'To rebuild, delete {re.escape(built.data_dir)}'
+  # The missing frame put back.
+  restored = root / 'images' / 'train' / '000001_mpii_train' / '000003.jpg'
+  restored.write_bytes(_JPEG)
+  with pytest.raises(ValueError, match=refused + r'images/train: 1 \.jpg files added and 0 '
+                                       r'removed .*in 1 folders \(000001_mpii_train\).*' + rebuild):
+    prepare(root, tfds_dir)
+  restored.unlink()
+  # A video added.
+  _tiny_video(root, '000003_mpii_train')
+  with pytest.raises(ValueError, match=refused + r'annotations/train: 1 files added '
+                                       r'\(000003_mpii_train.json\)'):
+    prepare(root, tfds_dir)
+  (root / 'annotations' / 'train' / '000003_mpii_train.json').unlink()
+  # Its frames are still there: a video folder added.
+  with pytest.raises(ValueError, match=r'images/train: 4 \.jpg files added and 0 removed'):
+    prepare(root, tfds_dir)
+  for f in range(4):
+    (root / 'images' / 'train' / '000003_mpii_train' / f'{f:06d}.jpg').unlink()
+  (root / 'images' / 'train' / '000003_mpii_train').rmdir()
+  # An annotation file changed, one removed, a split added.
+  _tiny_video(root, '000002_mpii_train', labeled=(2,))
+  with pytest.raises(ValueError, match=r'annotations/train: 1 files changed '
+                                       r'\(000002_mpii_train.json\)'):
+    prepare(root, tfds_dir)
+  _tiny_video(root, '000002_mpii_train')
+  (root / 'annotations' / 'train' / '000001_mpii_train.json').rename(root / 'x.json')
+  with pytest.raises(ValueError, match=r'annotations/train: 1 files removed'):
+    prepare(root, tfds_dir)
+  (root / 'x.json').rename(root / 'annotations' / 'train' / '000001_mpii_train.json')
+  _tiny_video(root, '000004_mpii_test', split='val')
+  with pytest.raises(ValueError, match=r'annotations/val is new'):
+    prepare(root, tfds_dir)
+
+
+def test_a_build_without_a_recorded_source_is_used_with_a_warning(tmp_path, capsys):
+  root = tmp_path / 'posetrack18'
+  _tiny_video(root, '000001_mpii_train')
+  built = prepare(root, tmp_path / 'tfds')
+  metadata = json.loads(_metadata(built).read_text())
+  del metadata['source']  # as a build made before fingerprints existed
+  _metadata(built).write_text(json.dumps(metadata))
+  capsys.readouterr()
+  again = prepare(root, tmp_path / 'tfds')
+  err = capsys.readouterr().err
+  assert f'reusing the build in {built.data_dir} unchecked' in err and 'records no source' in err
+  assert len(again.as_data_source('train')) == 4

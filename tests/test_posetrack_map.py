@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -187,6 +188,19 @@ def test_frame_errors_count_misses_and_confident_false_positives(tmp_path):
   assert frame.file_name == 'images/val/v/000000.jpg'
 
 
+def test_a_joint_predicted_but_never_annotated_is_left_out_of_total_as_poseval_does(tmp_path):
+  # The knee has no ground truth: recall 0 / 0, AP NaN in poseval too; its Total is the mean of
+  # the other 14 joints (computeMetrics skips NaN), not NaN.
+  write_video(tmp_path / 'gt', 'v', [[person({'nose': (10, 10)})]])
+  write_video(tmp_path / 'pred', 'v', [[person({'nose': (10, 10), 'left_knee': (50, 50)},
+                                               scores={'nose': 0.9, 'left_knee': 0.9})]])
+  result = pm.evaluate(tmp_path / 'gt', tmp_path / 'pred')
+  assert np.isnan(ap_of(result, 'left_knee')) and np.isnan(result['groups']['Knee'])
+  assert result['ap'][15] == pytest.approx(100 / 14) == result['groups']['Total']
+  assert result['rec'][15] == pytest.approx(100 / 14)
+  assert result['pre'][15] == pytest.approx(100 / 15)  # the knee's precision is 0, not NaN
+
+
 def test_strictly_inside_excludes_the_boundary_and_uses_even_odd():
   square = np.array([[0, 0], [4, 0], [4, 4], [0, 4]], float)
   points = np.array([[2, 2], [4, 2], [0, 0], [2, 4], [5, 2], [-1, -1], [3.999, 0.001]])
@@ -229,6 +243,85 @@ def test_a_missing_prediction_file_names_the_video(tmp_path):
 def test_bad_prediction_keypoints_name_the_video_and_annotation(tmp_path, bad, message):
   gt, pred = _one_video(tmp_path, [[person({'nose': (1, 1)})]], [[bad]])
   with pytest.raises(pm.EvaluationError, match=f'001_mpii_test.*annotation 0.*{message}'):
+    pm.evaluate(gt, pred)
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf'), '0.9', None, True],
+                         ids=['nan', 'inf', 'string', 'null', 'bool'])
+def test_a_score_that_is_no_finite_number_names_the_file_annotation_and_field(tmp_path, bad):
+  # A NaN score ranked above every other (Total 17.2 instead of 38.8 for the same poses scored
+  # 0.01), '0.9' was read as 0.9, null as NaN, true as 1.
+  gt, pred = _one_video(tmp_path, [[person({'nose': (1, 1)})]],
+                        [[person({'nose': (1, 1)}, scores={'nose': bad})]])
+  file = re.escape(str(pred / '001_mpii_test.json'))
+  with pytest.raises(pm.EvaluationError,
+                     match=rf'{file} \(video 001_mpii_test, frame 0\), annotation 0: '
+                           r'scores\[0\] is .*finite'):
+    pm.evaluate(gt, pred)
+
+
+def test_an_absent_joint_scored_nan_is_an_error_too(tmp_path):
+  gt, pred = _one_video(tmp_path, [[person({'nose': (1, 1)})]],
+                        [[person({'nose': (1, 1)}, scores={'nose': 0.5,
+                                                           'left_ankle': float('nan')})]])
+  with pytest.raises(pm.EvaluationError,
+                     match=rf'annotation 0: scores\[{JOINT_INDEX["left_ankle"]}\] is nan'):
+    pm.evaluate(gt, pred)
+
+
+@pytest.mark.parametrize('bad, shown', [(float('nan'), 'nan'), ('1', "'1' (str)"),
+                                        (None, 'None (null)'), (10 ** 400, '1' + '0' * 20)],
+                         ids=['nan', 'string', 'null', 'huge_int'])
+def test_a_keypoint_that_is_no_finite_number_names_the_file(tmp_path, bad, shown):
+  keypoints = [1.0, 1.0, 1.0] * NUM_JOINTS
+  keypoints[3 * JOINT_INDEX['head_top'] + 1] = bad
+  gt, pred = _one_video(tmp_path, [[person({'nose': (1, 1)})]],
+                        [[{'keypoints': keypoints, 'scores': [0.5] * NUM_JOINTS}]])
+  file = re.escape(str(pred / '001_mpii_test.json'))
+  index = 3 * JOINT_INDEX['head_top'] + 1
+  with pytest.raises(pm.EvaluationError,
+                     match=rf'{file} .*annotation 0: keypoints\[{index}\] is {re.escape(shown)}'):
+    pm.evaluate(gt, pred)
+
+
+@pytest.mark.parametrize('head_box', [[0, float('nan'), 3, 4], [0, 0, '3', 4], [0, 0, 3, None],
+                                      [0, 0, float('inf'), 4]],
+                         ids=['nan', 'string', 'null', 'inf'])
+def test_a_head_box_that_is_no_finite_numbers_names_the_ground_truth_file(tmp_path, head_box):
+  gt, pred = _one_video(tmp_path, [[person({'nose': (1, 1)}, head_box=head_box)]],
+                        [[person({'nose': (1, 1)}, scores={'nose': 0.5})]])
+  file = re.escape(str(gt / '001_mpii_test.json'))
+  with pytest.raises(pm.EvaluationError,
+                     match=rf'{file} \(video 001_mpii_test, frame 0\), annotation 0: '
+                           r'bbox_head\[\d\] is'):
+    pm.evaluate(gt, pred)
+
+
+@pytest.mark.parametrize('vertex', [(float('nan'), 0), ('20', 0), (None, 0)],
+                         ids=['nan', 'string', 'null'])
+def test_an_ignore_region_vertex_that_is_no_finite_number_names_the_file_and_frame(tmp_path,
+                                                                                  vertex):
+  polygon = [(0, 0), vertex, (20, 20), (0, 20)]
+  write_video(tmp_path / 'gt', 'v', [[], [person({'nose': (10, 10)})]], ignore={1: [polygon]})
+  write_video(tmp_path / 'pred', 'v', [[], [person({'nose': (10, 10)}, scores={'nose': 0.5})]])
+  file = re.escape(str(tmp_path / 'gt' / 'v.json'))
+  with pytest.raises(pm.EvaluationError,
+                     match=rf'{file} \(video v, frame 1\): ignore_regions_x\[0\]\[1\] is'):
+    pm.evaluate(tmp_path / 'gt', tmp_path / 'pred')
+
+
+def test_an_image_id_that_names_no_frame_is_an_error(tmp_path):
+  gt, pred = _one_video(tmp_path, [[person({'nose': (1, 1)})]], [[]])
+  file = pred / '001_mpii_test.json'
+  data = json.loads(file.read_text())
+  data['annotations'] = [{**person({'nose': (1, 1)}, scores={'nose': 0.5}), 'id': 7,
+                          'image_id': [100]}]
+  file.write_text(json.dumps(data))
+  with pytest.raises(pm.EvaluationError, match=r'annotation 7 has image_id \[100\]'):
+    pm.evaluate(gt, pred)
+  data['annotations'] = ['not an annotation']
+  file.write_text(json.dumps(data))
+  with pytest.raises(pm.EvaluationError, match='annotation 0 .in file order. is'):
     pm.evaluate(gt, pred)
 
 

@@ -4,6 +4,8 @@ clip of the PoseTrack18 sample."""
 from __future__ import annotations
 
 import json
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -81,6 +83,121 @@ def test_bad_inputs_are_named(tmp_path):
   boxes.write_text(json.dumps([{'frame': 0, 'bbox': [0, 0, -5, 5]}]))
   with pytest.raises(ValueError, match='box 0: bbox must be'):
     infer.read_boxes(str(boxes), ['a.jpg'], [(10, 10)])
+
+
+GOOD_BOX = {'frame': 0, 'bbox': [1, 1, 5, 5], 'score': 0.5}
+
+
+@pytest.mark.parametrize('bad, message', [
+    ({'frame': 1, 'bbox': [0, float('nan'), 5, 5]}, r'bbox must be .*\(nan\)'),
+    ({'frame': 1, 'bbox': [0, 0, float('inf'), 5]}, r'bbox must be .*\(inf\)'),
+    ({'frame': 1, 'bbox': [0, '0', 5, 5]}, r"bbox must be .*\('0' \(str\)\)"),
+    ({'frame': 1, 'bbox': [0, 0, 5, None]}, r'bbox must be .*\(None \(null\)\)'),
+    ({'frame': 1, 'bbox': [0, 0, 5, 5], 'score': float('nan')}, 'score must be a finite number'),
+    ({'frame': 1, 'bbox': [0, 0, 5, 5], 'score': 'high'}, 'score must be a finite number'),
+    ({'frame': 1, 'bbox': [0, 0, 5, 5], 'score': None}, 'score must be a finite number'),
+    ({'frame': True, 'bbox': [0, 0, 5, 5]}, r'frame must be an integer index .*True \(bool\)'),
+    ({'frame': 1.0, 'bbox': [0, 0, 5, 5]}, r'frame must be an integer index .*1.0 \(float\)'),
+    ({'frame': 1, 'bbox': [20, 0, 5, 5]}, r'bbox \[20, 0, 5, 5\] lies wholly outside frame b.jpg'),
+], ids=['nan', 'inf', 'string', 'null', 'nan_score', 'string_score', 'null_score',
+        'bool_frame', 'float_frame', 'outside'])
+def test_read_boxes_names_the_file_box_and_field(tmp_path, bad, message):
+  # Box 1 is the bad one: the message must point at it, not at the file as a whole.
+  path = tmp_path / 'boxes.json'
+  path.write_text(json.dumps([GOOD_BOX, bad]))
+  with pytest.raises(ValueError, match=rf'{re.escape(str(path))}: box 1: {message}'):
+    infer.read_boxes(str(path), ['a.jpg', 'b.jpg'], [(10, 10), (10, 10)])
+
+
+def test_read_boxes_refuses_an_empty_list_and_reads_good_boxes(tmp_path):
+  path = tmp_path / 'boxes.json'
+  path.write_text('[]')
+  with pytest.raises(ValueError, match=rf'{re.escape(str(path))}: the list has no box'):
+    infer.read_boxes(str(path), ['a.jpg'], [(10, 10)])
+  path.write_text(json.dumps([GOOD_BOX, {'frame': 'b', 'bbox': [-2, -2, 5.5, 5]}]))
+  boxes = infer.read_boxes(str(path), ['a.jpg', 'b.jpg'], [(10, 10), (10, 10)])
+  assert [(i, b.tolist(), s) for i, b, s in boxes] == [(0, [1, 1, 5, 5], 0.5),
+                                                      (1, [-2, -2, 5.5, 5], 1.0)]
+
+
+def _clip(root, tmp_path, name: str, count: int):
+  """A frame folder of `count` synthetic validation frames, and the infer config over it."""
+  folder = sorted((root / 'images' / 'val').iterdir())[0]
+  clip = tmp_path / name
+  clip.mkdir()
+  for frame in sorted(folder.glob('*.jpg'))[:count]:
+    (clip / frame.name).write_bytes(frame.read_bytes())
+  config = tiny_config(root, stages=(1, 2))
+  config.infer.input = str(clip)
+  return config
+
+
+def _previous_outputs(out):
+  """A previous run's outputs (any bytes will do: they must come through unchanged)."""
+  out.mkdir(parents=True, exist_ok=True)
+  files = {'predictions.json': b'{"previous": true}', 'poses.mp4': b'old video',
+           'grid.png': b'old grid', 'offsets.png': b'old offsets'}
+  for name, data in files.items():
+    (out / name).write_bytes(data)
+  return files
+
+
+def _unchanged(out, files):
+  return {p.name: p.read_bytes() for p in out.iterdir()} == files
+
+
+def test_infer_refuses_a_nan_box_and_leaves_the_previous_output(synthetic_root, identity_run,
+                                                                 tmp_path):
+  config, workdir = _clip(synthetic_root, tmp_path, 'nan_box_clip', 2), identity_run[1]
+  boxes = tmp_path / 'boxes.json'
+  boxes.write_text(json.dumps([{'frame': 0, 'bbox': [10, float('nan'), 60, 100]}]))
+  config.infer.boxes = str(boxes)
+  out = workdir / 'infer' / 'nan_box_clip'
+  files = _previous_outputs(out)
+  with pytest.raises(ValueError, match='box 0: bbox must be'):
+    infer.infer(config, workdir)
+  assert _unchanged(out, files)
+
+
+def test_infer_writes_nothing_when_the_network_gives_nan(synthetic_root, identity_run, tmp_path,
+                                                         monkeypatch):
+  config, workdir = _clip(synthetic_root, tmp_path, 'nan_network_clip', 2), identity_run[1]
+  out = workdir / 'infer' / 'nan_network_clip'
+  files = _previous_outputs(out)
+  decode = infer.inference.decode
+
+  def diverged(heatmaps, center, scale):  # what a checkpoint with NaN weights gives
+    return decode(np.full_like(heatmaps, np.nan), center, scale)
+
+  monkeypatch.setattr(infer.inference, 'decode', diverged)
+  with pytest.raises(ValueError, match=r'non-finite keypoints or scores for 2 of 2 boxes.*'
+                                       r'box 0, frame 000000.jpg.*nothing was written'):
+    infer.infer(config, workdir)
+  assert _unchanged(out, files)
+
+
+def test_infer_replaces_outputs_only_when_all_are_written(synthetic_root, identity_run, tmp_path,
+                                                          monkeypatch):
+  config, workdir = _clip(synthetic_root, tmp_path, 'write_fails_clip', 1), identity_run[1]
+  out = workdir / 'infer' / 'write_fails_clip'
+  files = _previous_outputs(out)
+
+  def disk_full(frames, path, fps):
+    pathlib.Path(path).write_bytes(b'half a vid')
+    raise OSError('no space left on device')
+
+  with monkeypatch.context() as patch:
+    patch.setattr(infer.render, 'write_video', disk_full)
+    with pytest.raises(OSError, match='no space left'):
+      infer.infer(config, workdir)
+  assert _unchanged(out, files)  # no temporary file left either
+  # Written for real: every output replaced, and a single frame has no offsets image, so the
+  # previous network's is gone rather than left beside this run's poses.
+  infer.infer(config, workdir)
+  assert sorted(p.name for p in out.iterdir()) == ['grid.png', 'poses.mp4', 'predictions.json']
+  predictions = json.loads((out / 'predictions.json').read_text())
+  assert [len(f['people']) for f in predictions['frames']] == [1]
+  assert len(render.read_frames(out / 'poses.mp4')[0]) == 1
 
 
 def test_infer_mode_on_a_frame_folder_with_boxes(synthetic_root, identity_run, tmp_path):

@@ -62,9 +62,14 @@ def test_a_missing_lock_file_is_named(tmp_path):
 
 
 def test_pip_install_makes_the_library_importable_elsewhere(tmp_path):
+  # From a copy: pip builds in the source tree (build/, *.egg-info), and a test must not write
+  # into the checkout.
+  source = tmp_path / 'checkout'
+  shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+      '.git', '.venv*', 'runs', 'build', '*.egg-info', '__pycache__', '.*_cache'))
   target = tmp_path / 'site'
   done = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps',
-                         '--target', str(target), str(ROOT)], capture_output=True, text=True,
+                         '--target', str(target), str(source)], capture_output=True, text=True,
                         timeout=600)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
   assert not (target / 'configs').exists() and not (target / 'tests').exists()

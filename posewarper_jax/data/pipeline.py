@@ -31,6 +31,7 @@ import ctypes
 import dataclasses
 import functools
 import json
+import math
 import platform
 import re
 from collections.abc import Sequence
@@ -306,13 +307,49 @@ def ground_truth_boxes(records: Sequence[dict], table: FrameTable) -> Boxes:
   return _boxes(rows)
 
 
+def why_not_a_finite_number(value: Any) -> str | None:
+  """Why a value read from JSON is not a finite number, for an error message ("'0.5' (str)",
+  'nan', 'None (null)'), or None when it is one. bool is refused, although Python counts it as
+  an int: JSON's true is no number. Detection files here, boxes files in infer.py."""
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    return f'{value!r:.60} ({"null" if value is None else type(value).__name__})'
+  try:
+    return None if math.isfinite(value) else repr(value)
+  except OverflowError:  # an integer too large for a float
+    return f'{value!r:.60} (too large)'
+
+
+def box_from_json(bbox: Any, where: str) -> np.ndarray:
+  """[4] float64 (x, y, w, h) from a boxes or detection file's bbox: four finite numbers with
+  w, h > 0 (a box without area has nothing to crop); a ValueError starting with `where` (the
+  file and the entry) otherwise."""
+  reasons = ([why_not_a_finite_number(v) for v in bbox]
+             if isinstance(bbox, list) and len(bbox) == 4 else ['not a list of 4'])
+  if any(reasons) or bbox[2] <= 0 or bbox[3] <= 0:
+    why = next((r for r in reasons if r), 'w or h not positive')
+    raise ValueError(f'{where}: bbox must be [x, y, w, h], four finite numbers with w, h > 0, '
+                     f'got {bbox!r:.80} ({why})')
+  return np.asarray(bbox, np.float64)
+
+
+def score_from_json(score: Any, where: str) -> float:
+  """A finite score from a boxes or detection file (a NaN would fail every threshold and vanish
+  in silence); a ValueError starting with `where` otherwise."""
+  why = why_not_a_finite_number(score)
+  if why is not None:
+    raise ValueError(f'{where}: score must be a finite number, got {why}')
+  return float(score)
+
+
 def detection_boxes(path: str, records: Sequence[dict], table: FrameTable,
                     min_score: float = 0.0) -> Boxes:
   """Boxes of a detection file on the labeled frames, score >= min_score (the release: 0.2).
 
   Two formats: COCO results ([{image_id, bbox, score, ...}]) and the release's
   ([{image_name, bbox, score}], image_name ending in <video>_<...>/<frame>.jpg). Detections of
-  frames that are not labeled, or not in the split, are ignored.
+  frames that are not labeled, or not in the split, are ignored. Every detection must have an
+  integer image_id (or a string image_name), a bbox of four finite numbers with w, h > 0 and a
+  finite score; anything else is a ValueError naming the file, the detection and the field.
   """
   with open(path) as f:
     try:
@@ -331,7 +368,15 @@ def detection_boxes(path: str, records: Sequence[dict], table: FrameTable,
       raise ValueError(f'{path}: detection {i} needs "bbox" and "score" (and "image_id" or '
                        f'"image_name"), got {entry!r}')
     if 'image_id' in entry:
-      record = by_image_id.get(int(entry['image_id']))
+      image_id = entry['image_id']
+      # int('12') or int(3.7) would quietly name some frame; 3.0 is the integer it spells.
+      why = why_not_a_finite_number(image_id)
+      if why is None and image_id != int(image_id):
+        why = f'{image_id!r} (not an integer)'
+      if why is not None:
+        raise ValueError(f'{path}: detection {i}: image_id must be an integer (the frame\'s '
+                         f'id), got {why}')
+      record = by_image_id.get(int(image_id))
     elif 'image_name' in entry:
       match = _FRAME_PATH.search(str(entry['image_name']))
       if match is None:
@@ -340,11 +385,10 @@ def detection_boxes(path: str, records: Sequence[dict], table: FrameTable,
       record = by_frame.get((match[1], int(match[2])))
     else:
       raise ValueError(f'{path}: detection {i} has neither "image_id" nor "image_name"')
-    box = np.asarray(entry['bbox'], np.float64)
-    if box.shape != (4,):
-      raise ValueError(f'{path}: detection {i}: bbox must be [x, y, w, h], got {entry["bbox"]}')
-    if record is not None and float(entry['score']) >= min_score:
-      rows.append((record, box, float(entry['score']), -1))
+    box = box_from_json(entry['bbox'], f'{path}: detection {i}')
+    score = score_from_json(entry['score'], f'{path}: detection {i}')
+    if record is not None and score >= min_score:
+      rows.append((record, box, score, -1))
   return _boxes(rows)
 
 

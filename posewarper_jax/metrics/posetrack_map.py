@@ -25,10 +25,16 @@ shared/reference/poseval_golden):
 - Per joint type one ranking over all videos and frames, in the order videos (sorted), frames
   (ground-truth order), predictions (file order), ranked by numpy's default argsort of the
   scores, reversed (ties between a true and a false positive depend on that order); precision,
-  recall, VOC all-point interpolated AP, x100. Total is the mean of the 15 joint APs.
+  recall, VOC all-point interpolated AP, x100. Total is the mean of the 15 joint APs, leaving
+  out NaN ones (a joint predicted but never annotated: recall 0 / 0), as poseval does.
 
 Predictions must carry a `scores` list with one score per keypoint (poseval would silently
 score a joint without one at -9999). PoseTrack 2018's head_bottom is poseval's "neck".
+
+Every number the metric reads from a file (keypoints, scores, bbox_head, ignore-region
+coordinates) must be a finite JSON number: a NaN score would rank above every other (numpy sorts
+NaN last, and the ranking is reversed), a string would be read as whatever it parses to. Anything
+else is an EvaluationError naming the file, the frame, the annotation and the field.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -105,17 +112,55 @@ def _load_json(path: pathlib.Path) -> dict[str, Any]:
   return data
 
 
+def _short(value: Any, limit: int = 60) -> str:
+  """repr(value), cut to `limit` characters: an error message quotes a value, not a file."""
+  text = repr(value)
+  return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _not_a_finite_number(value: Any) -> str | None:
+  """Why a value read from JSON is not a finite number ("'0.5' (str)", 'nan', ...), or None when
+  it is one. bool is refused although Python counts it as an int: JSON's true is no number."""
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    return f'{_short(value)} ({"null" if value is None else type(value).__name__})'
+  try:
+    finite = math.isfinite(value)
+  except OverflowError:  # an integer too large for a float
+    finite = False
+  return None if finite else _short(value)
+
+
+def _finite_numbers(values: Any, where: str, field: str, what: str) -> np.ndarray:
+  """[N] float64 of a JSON list of finite numbers; otherwise an EvaluationError that names
+  `where` (the file, the frame, the annotation), `field` and the first bad entry. `what` says
+  what the field must be ('17 finite numbers, one per keypoint')."""
+  if not isinstance(values, list):
+    raise EvaluationError(f'{where}: {field} must be a list of {what}, got {_short(values)}')
+  # The common case in one pass (a split has ~10^6 numbers): plain ints and floats, all finite.
+  if all(type(v) is int or type(v) is float for v in values):
+    try:
+      array = np.asarray(values, np.float64)
+    except OverflowError:  # an integer too large for a float
+      array = None
+    if array is not None and np.isfinite(array).all():
+      return array
+  for k, value in enumerate(values):
+    reason = _not_a_finite_number(value)
+    if reason is not None:
+      raise EvaluationError(f'{where}: {field}[{k}] is {reason}; {field} must be {what}')
+  raise AssertionError('unreachable: every value is a finite number')
+
+
 def _keypoints(annotation: dict, where: str) -> np.ndarray | None:
   """[17, 3] float64, or None for a person without keypoints."""
   keypoints = annotation.get('keypoints')
-  if keypoints is None or len(keypoints) == 0:
+  if keypoints is None or (isinstance(keypoints, list) and len(keypoints) == 0):
     return None
-  array = np.asarray(keypoints, dtype=np.float64)
-  if array.shape != (3 * NUM_JOINTS,) or not np.all(np.isfinite(array)):
-    raise EvaluationError(f'{where}: keypoints must be {3 * NUM_JOINTS} finite numbers '
-                          f'(x, y, v for each of the {NUM_JOINTS} joints), got '
-                          f'{np.shape(keypoints)}')
-  return array.reshape(NUM_JOINTS, 3)
+  what = f'{3 * NUM_JOINTS} finite numbers (x, y, v for each of the {NUM_JOINTS} joints)'
+  if not isinstance(keypoints, list) or len(keypoints) != 3 * NUM_JOINTS:
+    got = f'{len(keypoints)} values' if isinstance(keypoints, list) else _short(keypoints)
+    raise EvaluationError(f'{where}: keypoints must be {what}, got {got}')
+  return _finite_numbers(keypoints, where, 'keypoints', what).reshape(NUM_JOINTS, 3)
 
 
 def _people(annotations: list[dict], with_scores: bool, where: str):
@@ -133,16 +178,20 @@ def _people(annotations: list[dict], with_scores: bool, where: str):
       continue
     if with_scores:
       scores = annotation.get('scores')
-      if scores is None or len(scores) != NUM_JOINTS:
+      if not isinstance(scores, list) or len(scores) != NUM_JOINTS:
+        got = len(scores) if isinstance(scores, list) else _short(scores)
         raise EvaluationError(f'{here}: a prediction needs "scores", one per keypoint '
-                              f'({NUM_JOINTS}), got {None if scores is None else len(scores)}')
-      extra = np.asarray(scores, np.float64)[list(POSEVAL_TO_POSETRACK)]
-      extra = np.where(has, extra, np.nan)
+                              f'({NUM_JOINTS}), got {got}')
+      # Every score, also of an absent joint: a NaN or a string is a broken file either way.
+      extra = _finite_numbers(scores, here, 'scores',
+                              f'{NUM_JOINTS} finite numbers, one per keypoint')
+      extra = np.where(has, extra[list(POSEVAL_TO_POSETRACK)], np.nan)
     else:
       box = annotation.get('bbox_head')
-      if box is None or len(box) != 4:
+      if not isinstance(box, list) or len(box) != 4:
         raise EvaluationError(f'{here}: a ground-truth person with keypoints needs bbox_head '
-                              '[x, y, w, h] (the head size of the metric)')
+                              f'[x, y, w, h] (the head size of the metric), got {_short(box)}')
+      box = _finite_numbers(box, here, 'bbox_head', '4 finite numbers [x, y, w, h]')
       # As poseval: corners first, then the diagonal of their difference.
       x1, y1 = float(box[0]), float(box[1])
       x2, y2 = x1 + float(box[2]), y1 + float(box[3])
@@ -187,6 +236,24 @@ def _drop_ignored(xy: np.ndarray, has: np.ndarray, polygons: list[np.ndarray]) -
   return has & ~ignored.reshape(has.shape)
 
 
+def _ignore_regions(image: dict, where: str) -> list[np.ndarray]:
+  """The image's ignore regions that enclose something: [V, 2] float64 (x, y), V >= 3. Each
+  coordinate must be a finite number (a NaN vertex would make the even-odd test decide at
+  random); `where` names the file and the frame."""
+  for field in ('ignore_regions_x', 'ignore_regions_y'):
+    regions = image.get(field) or []
+    if not isinstance(regions, list):
+      raise EvaluationError(f'{where}: {field} must be a list of polygons (lists of numbers), '
+                            f'got {_short(regions)}')
+    for k, region in enumerate(regions):
+      _finite_numbers(region, where, f'{field}[{k}]', 'a list of finite numbers (one polygon)')
+  try:
+    polygons = ignore_polygons(image, where)
+  except ValueError as e:
+    raise EvaluationError(str(e)) from None
+  return [p for p in polygons if len(p) >= 3]  # fewer vertices enclose nothing
+
+
 def load_video(gt_path: str | pathlib.Path, pred_path: str | pathlib.Path) -> list[Frame]:
   """The evaluated frames of one video, in the ground truth's images order."""
   gt_path, pred_path = pathlib.Path(gt_path), pathlib.Path(pred_path)
@@ -202,12 +269,22 @@ def load_video(gt_path: str | pathlib.Path, pred_path: str | pathlib.Path) -> li
   def by_frame(data: dict, path: pathlib.Path) -> list[list[dict]]:
     position = {}
     for index, image in enumerate(data['images']):
+      if not isinstance(image, dict):
+        raise EvaluationError(f'{path}: image {index} is {_short(image)}, not an object')
       if 'id' not in image and 'frame_id' not in image:
         raise EvaluationError(f'{path}: image {index} has no id')
-      position[image.get('id', image.get('frame_id'))] = index
+      key = image.get('id', image.get('frame_id'))
+      if isinstance(key, (list, dict)):  # unhashable: no annotation can name this frame
+        raise EvaluationError(f'{path}: image {index}: id {_short(key)} is not a number or a '
+                              'string')
+      position[key] = index
     frames: list[list[dict]] = [[] for _ in data['images']]
-    for annotation in data['annotations']:
-      index = position.get(annotation.get('image_id'))
+    for k, annotation in enumerate(data['annotations']):
+      if not isinstance(annotation, dict):
+        raise EvaluationError(f'{path}: annotation {k} (in file order) is {_short(annotation)}, '
+                              'not an object')
+      key = annotation.get('image_id')
+      index = None if isinstance(key, (list, dict)) else position.get(key)
       if index is None:
         raise EvaluationError(f'{path}: annotation {annotation.get("id", "?")} has image_id '
                               f'{annotation.get("image_id")}, which is not in its images list')
@@ -222,11 +299,7 @@ def load_video(gt_path: str | pathlib.Path, pred_path: str | pathlib.Path) -> li
     where = f'video {video}, frame {index}'
     gt_xy, gt_has, head = _people(gt_frames[index], False, f'{gt_path} ({where})')
     pr_xy, pr_has, score = _people(pred_frames[index], True, f'{pred_path} ({where})')
-    try:
-      polygons = [p for p in ignore_polygons(image, f'{gt_path} ({where})')
-                  if len(p) >= 3]  # fewer vertices enclose nothing
-    except ValueError as e:
-      raise EvaluationError(str(e)) from None
+    polygons = _ignore_regions(image, f'{gt_path} ({where})')
     gt_has, pr_has = _drop_ignored(gt_xy, gt_has, polygons), _drop_ignored(pr_xy, pr_has, polygons)
     keep_gt, keep_pr = gt_has.any(1), pr_has.any(1)
     frames.append(Frame(gt_xy[keep_gt], gt_has[keep_gt], head[keep_gt], pr_xy[keep_pr],
@@ -299,7 +372,12 @@ def _metrics(frames: Sequence[Frame]) -> dict[str, Any]:
     precision, recall = precision_recall(s, np.concatenate(labels[j]), num_gt[j])
     ap[j] = voc_ap(recall, precision) * 100
     pre[j], rec[j] = precision[-1] * 100, recall[-1] * 100
-  ap[_J], pre[_J], rec[_J] = ap[:_J].mean(), pre[:_J].mean(), rec[:_J].mean()
+  for values in (ap, pre, rec):
+    # As poseval's computeMetrics: Total is the mean over the joints whose value is a number. A
+    # joint predicted but never in the ground truth has recall 0 / 0, so a NaN AP (poseval's
+    # too), which a plain mean would turn into a NaN Total.
+    joints = values[:_J][~np.isnan(values[:_J])]
+    values[_J] = joints.mean() if len(joints) else np.nan
   names = {str(i): name for i, name in enumerate(POSEVAL_JOINTS)} | {str(_J): 'total'}
   return {'ap': ap.tolist(), 'pre': pre.tolist(), 'rec': rec.tolist(), 'names': names,
           'groups': groups(ap.tolist()), 'num_frames': len(frames),

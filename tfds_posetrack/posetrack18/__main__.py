@@ -3,7 +3,8 @@
     python -m tfds_posetrack.posetrack18 --manual_dir=DIR [--data_dir=DIR] [--max_gap=7]
 
 Prints, per split, the frames stored and everything skipped (also kept in the dataset's
-metadata). Needs no TensorFlow.
+metadata). An existing build is reused only when the directory is what it was built from;
+otherwise the error says what changed and which folder to delete. Needs no TensorFlow.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ Records are written in generation order (videos sorted by file name, frames in t
 annotation file's order), and `info.metadata['frames']` holds, per split, the small table
 (video, frame index, is_labeled, people) that the pair view needs without reading images.
 What the build skipped is counted per split in `info.metadata['skipped']` and logged.
+`info.metadata['source']` records what the build was made from (source_fingerprint): `prepare`
+refuses to reuse a build whose source directory has changed since.
 
 Building and reading need no TensorFlow: the features avoid TFDS's TF-backed image codec (the
 JPEG is stored as bytes and decoded by the input pipeline with OpenCV).
@@ -20,7 +22,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
+import os
 import pathlib
+import sys
 
 import cv2
 import numpy as np
@@ -37,7 +42,11 @@ _JPEG_START, _JPEG_END = b'\xff\xd8', b'\xff\xd9'
 REPORTED_COUNTS = ('frames_stored', 'frames_missing', 'frames_corrupt', 'frames_beyond_max_gap',
                    'people_on_missing_frames', 'people_on_corrupt_frames',
                    'people_without_keypoints', 'people_without_bbox', 'people_without_bbox_head',
-                   'annotations_without_image', 'keypoints_outside_image')
+                   'people_with_bbox_without_area', 'annotations_without_image',
+                   'keypoints_outside_image', 'videos_without_annotations',
+                   'frames_past_nframes')
+# How many names an error or a notice lists before it says "and N more".
+_FEW = 5
 
 _DESCRIPTION = """PoseTrack 2018 multi-person pose tracking videos: one record per frame kept
 within max_gap frames of a labeled frame, with its people (17 keypoints, boxes, track ids) and
@@ -138,11 +147,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     root = pathlib.Path(dl_manager.manual_dir)
-    present = {d: s for d, s in SPLITS.items() if (root / 'annotations' / d).is_dir()}
+    present = present_splits(root)
     if not present:
       raise FileNotFoundError(
           f'no PoseTrack 2018 annotations under {root}/annotations/{{train,val,test}}: '
           f'{self.MANUAL_DOWNLOAD_INSTRUCTIONS}')
+    for directory in sorted(SPLITS.keys() - present.keys()):
+      folders = _video_folders(root / 'images' / directory)
+      if folders:
+        print(f'posetrack18: {root / "images" / directory} has {len(folders)} video folders but '
+              f'there is no {root / "annotations" / directory}: that split is left out')
+    # Before reading anything: a file changed during the build makes the next prepare() refuse.
+    self.info.metadata['source'] = source_fingerprint(root, present)
     self.info.metadata.setdefault('frames', {})
     self.info.metadata.setdefault('skipped', {})
     return {split: self._generate_examples(root, directory, split)
@@ -151,9 +167,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, root: pathlib.Path, directory: str, split: str):
     counts = collections.Counter(dict.fromkeys(REPORTED_COUNTS, 0))
     table = {'video_id': [], 'frame_index': [], 'nframes': [], 'is_labeled': [], 'people': []}
-    for path in sorted((root / 'annotations' / directory).glob('*.json')):
-      for frame in keep_near_labels(read_video(path, root, counts), self.builder_config.max_gap,
-                                    counts):
+    annotation_dir = root / 'annotations' / directory
+    paths = sorted(annotation_dir.glob('*.json'))
+    unannotated = sorted(_video_folders(root / 'images' / directory) - {p.stem for p in paths})
+    counts['videos_without_annotations'] = len(unannotated)
+    # Image and video ids are keys later (image_id -> record, video -> frames): one file each.
+    file_of_image, file_of_video = {}, {}
+    on_disk = 0
+    for path in paths:
+      frames = read_video(path, root, counts)
+      on_disk += len(frames)
+      for frame in frames:
+        other = file_of_image.setdefault(frame.image_id, path)
+        if other != path:
+          raise ValueError(f'{path}: image id {frame.image_id} is also in {other}: image ids '
+                           f'must be unique within a split ({directory})')
+        other = file_of_video.setdefault(frame.video_id, path)
+        if other != path:
+          raise ValueError(f'{path}: video id {frame.video_id!r} is also the video id of {other}:'
+                           f' two files of the {directory} split would be one video')
+      for frame in keep_near_labels(frames, self.builder_config.max_gap, counts):
         data = (root / frame.file_name).read_bytes()
         size = jpeg_size(data)
         if size is None:
@@ -171,13 +204,169 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     self.info.metadata['skipped'][split] = dict(sorted(counts.items()))
     logging.info('PoseTrack18 %s: %s', split, dict(sorted(counts.items())))
     print(f'posetrack18 {split}: ' + ', '.join(f'{k} {v}' for k, v in sorted(counts.items())))
+    if unannotated:
+      print(f'posetrack18 {split}: video folders in {root / "images" / directory} without '
+            f'{annotation_dir}/<folder>.json (not stored): {_few(unannotated)}')
+    if not table['video_id']:
+      # TFDS would stop with "No examples were yielded", the reason out of sight.
+      raise ValueError(_why_empty(split, annotation_dir, len(paths), on_disk, counts,
+                                  self.builder_config.max_gap))
+
+
+def _why_empty(split: str, annotation_dir: pathlib.Path, files: int, on_disk: int,
+               counts: collections.Counter, max_gap: int | None) -> str:
+  """Why a split has no frame to store, in the counts that tell it."""
+  if not files:
+    return (f'posetrack18 {split}: {annotation_dir} has no annotation file (<video>.json): '
+            'nothing to build; remove the folder to leave the split out')
+  listed = on_disk + counts['frames_missing']
+  parts = [f'{counts["frames_missing"]} missing on disk (file_name is relative to '
+           f'{annotation_dir.parent.parent})', f'{counts["frames_corrupt"]} corrupt JPEGs']
+  if max_gap is not None:
+    parts.append(f'{counts["frames_beyond_max_gap"]} farther than max_gap={max_gap} from every '
+                 'labeled frame of their video (is_labeled)')
+  return (f'posetrack18 {split}: no frame to store from {annotation_dir}: its {files} annotation '
+          f'file{"s" * (files != 1)} list{"s" * (files == 1)} {listed} frames, of which '
+          + ', '.join(parts))
+
+
+def present_splits(root: pathlib.Path) -> dict[str, str]:
+  """{directory: split} of the official splits that root/annotations has."""
+  return {d: s for d, s in SPLITS.items() if (root / 'annotations' / d).is_dir()}
+
+
+def _video_folders(directory: pathlib.Path) -> set[str]:
+  """Names of the folders in `directory` (none when it does not exist)."""
+  if not directory.is_dir():
+    return set()
+  with os.scandir(directory) as entries:
+    return {e.name for e in entries if e.is_dir()}
+
+
+def _few(names) -> str:
+  names = list(names)
+  more = f' and {len(names) - _FEW} more' if len(names) > _FEW else ''
+  return ', '.join(names[:_FEW]) + more
+
+
+def source_fingerprint(root: str | pathlib.Path, directories) -> dict:
+  """What a build is made from, per split directory (e.g. 'val'):
+
+      {'annotations': {'<video>.json': sha256 of its bytes},
+       'images': {'<video folder>': [number of .jpg files, sha256 of their sorted
+                                     "<relative path>\t<size>" lines]}}
+
+  Images are fingerprinted by relative path and size, not content: hashing every JPEG of
+  PoseTrack18 (~100k frames, tens of GB) would take minutes on each training run, and the
+  failures this is for (frames restored or added, videos added or removed) change the listing.
+  An image rewritten in place with the same size goes unnoticed. Only .jpg files count (the
+  reader takes nothing else), so a stray thumbnail file does not invalidate a build. A file_name
+  that points outside images/<split> is read but not fingerprinted.
+  """
+  root = pathlib.Path(root)
+  out = {}
+  for directory in sorted(directories):
+    annotations = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                   for p in sorted((root / 'annotations' / directory).glob('*.json'))}
+    out[directory] = {'annotations': annotations,
+                      'images': _image_listing(root / 'images' / directory)}
+  return out
+
+
+def _image_listing(directory: pathlib.Path) -> dict[str, list]:
+  """{first path component under `directory` ('.' for files in it): [count, sha256]} of its
+  .jpg files, symbolic links followed (the tests and users link splits in)."""
+  lines = collections.defaultdict(list)
+  if not directory.is_dir():
+    return {}
+  stack, visited = [(str(directory), '')], set()
+  while stack:
+    path, relative = stack.pop()
+    stat = os.stat(path)
+    if (stat.st_dev, stat.st_ino) in visited:  # a link cycle
+      continue
+    visited.add((stat.st_dev, stat.st_ino))
+    with os.scandir(path) as entries:
+      for entry in entries:
+        name = f'{relative}/{entry.name}' if relative else entry.name
+        if entry.is_dir():
+          stack.append((entry.path, name))
+        elif entry.name.endswith('.jpg') and entry.is_file():
+          group = name.split('/', 1)[0] if relative else '.'
+          lines[group].append(f'{name}\t{entry.stat().st_size}')
+  return {group: [len(v), hashlib.sha256('\n'.join(sorted(v)).encode()).hexdigest()]
+          for group, v in sorted(lines.items())}
+
+
+def source_changes(built: dict, now: dict) -> list[str]:
+  """What differs between two source_fingerprint results, one line per kind of change."""
+  changes = []
+  for directory in sorted(built.keys() | now.keys()):
+    if directory not in now:
+      changes.append(f'annotations/{directory} is gone (the build has that split)')
+      continue
+    if directory not in built:
+      changes.append(f'annotations/{directory} is new (the build has no such split)')
+      continue
+    old, new = built[directory]['annotations'], now[directory]['annotations']
+    for what, names in (('added', sorted(new.keys() - old.keys())),
+                        ('removed', sorted(old.keys() - new.keys())),
+                        ('changed', sorted(k for k in old.keys() & new.keys()
+                                           if old[k] != new[k]))):
+      if names:
+        changes.append(f'annotations/{directory}: {len(names)} files {what} ({_few(names)})')
+    old, new = built[directory]['images'], now[directory]['images']
+    folders = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if folders:
+      count = lambda listing, k: listing.get(k, [0])[0]
+      # Counted per folder (the fingerprint keeps counts, not names): a file renamed within a
+      # folder, or rewritten with another size, changes the folder without a count.
+      added = sum(max(0, count(new, k) - count(old, k)) for k in folders)
+      removed = sum(max(0, count(old, k) - count(new, k)) for k in folders)
+      same = sum(count(new, k) == count(old, k) for k in folders)
+      changes.append(f'images/{directory}: {added} .jpg files added and {removed} removed in '
+                     f'{len(folders)} folders ({_few(folders)})'
+                     + (f', {same} of them with as many files as before but other names or '
+                        'sizes' if same else ''))
+  return changes
+
+
+def check_source(builder: Builder, manual_dir: str | pathlib.Path) -> None:
+  """Refuses (ValueError) an existing build whose source has changed since it was made.
+
+  A build without a recorded source (made before fingerprints existed) or a source directory
+  that is gone cannot be checked: a warning says so, and the build is used.
+  """
+  root = pathlib.Path(manual_dir)
+  built = dict(builder.info.metadata.items()).get('source')
+  if built is None or not (root / 'annotations').is_dir():
+    reason = ('it records no source (built before fingerprints existed)' if built is None
+              else f'{root / "annotations"} does not exist')
+    message = (f'WARNING: posetrack18: reusing the build in {builder.data_dir} unchecked: '
+               f'{reason}. If {root} changed since, delete {builder.data_dir} to rebuild.')
+    logging.info(message)  # for log files; the print is what a user sees (as the counts)
+    print(message, file=sys.stderr, flush=True)
+    return
+  changes = source_changes(built, source_fingerprint(root, present_splits(root)))
+  if changes:
+    raise ValueError(
+        f'posetrack18: the build in {builder.data_dir} was made from another state of {root}: '
+        + '; '.join(changes) + f'. To rebuild, delete {builder.data_dir} (or pass another '
+        'data_dir / config.data.tfds_dir).')
 
 
 def prepare(manual_dir: str | pathlib.Path, data_dir: str | pathlib.Path | None = None,
             max_gap: int | None = 7) -> Builder:
-  """The builder for `max_gap` (make_config), built from `manual_dir` unless already built."""
+  """The builder for `max_gap` (make_config), built from `manual_dir` unless already built.
+
+  An existing build is reused only when `manual_dir` is what it was built from (check_source):
+  a changed source is a ValueError that says what changed and how to rebuild.
+  """
   builder = Builder(data_dir=None if data_dir is None else str(data_dir),
                     config=make_config(max_gap))
+  # The same test that download_and_prepare makes before reusing a build.
+  if builder.data_path.exists():
+    check_source(builder, manual_dir)
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
   return builder
