@@ -38,6 +38,7 @@ from ml_collections import config_flags
 
 from posewarper_jax.convert import torch_to_flax
 from posewarper_jax.models import PoseWarper, create_model, init_variables, num_params
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 
 def _timed_compile(fn, *args):
@@ -108,7 +109,7 @@ def main(argv):
   rng = np.random.default_rng(0)
   a = jnp.asarray(rng.standard_normal((n, h, w, 3)), jnp.float32)
   b = jnp.asarray(a + 0.1 * rng.standard_normal((n, h, w, 3)), jnp.float32)
-  targets = jnp.asarray(rng.uniform(size=(n, h // 4, w // 4, config.model.num_joints)),
+  targets = jnp.asarray(rng.uniform(size=(n, h // 4, w // 4, NUM_JOINTS)),
                         jnp.float32)
 
   ref = None if _NO_TORCH.value else torch_reference.build(config)

@@ -18,8 +18,8 @@ import time
 import common  # noqa: F401 (puts the project on sys.path)
 import numpy as np
 
-from posewarper_jax.data.keypoints import NUM_JOINTS
 from posewarper_jax.metrics import posetrack_map
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 
 def write_set(root: pathlib.Path, videos: int, frames: int, people: int, seed: int = 0) -> int:

@@ -13,6 +13,8 @@ import sys
 import common
 import numpy as np
 
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
+
 
 def default_device() -> str:
   """'cuda' when JAX and torch both see a GPU, else 'cpu': both sides on the same kind of chip."""
@@ -34,7 +36,7 @@ def build(config, device: str = 'cpu'):
   import torch_posewarper as tp
 
   model = config.model
-  ref_config = {'backbone': {**model.backbone.to_dict(), 'num_joints': model.num_joints},
+  ref_config = {'backbone': {**model.backbone.to_dict(), 'num_joints': NUM_JOINTS},
                 'head': model.head.to_dict()}
   reference = tp.randomize_(tp.build(ref_config), seed=0).float()
   state = {k: v.numpy() for k, v in reference.state_dict().items()}

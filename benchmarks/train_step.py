@@ -37,7 +37,9 @@ from common import median_ms
 from ml_collections import config_flags
 
 from posewarper_jax import train
+from posewarper_jax.data import transforms
 from posewarper_jax.models import create_model, init_variables, num_params
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(common.ROOT, 'configs', 'posewarper.py'), 'experiment config')
@@ -58,7 +60,7 @@ def _batch(config, stage: int, devices: int, per_device: int) -> dict[str, np.nd
   """Random uint8 frames and targets shaped [devices, per_device, ...], host arrays as the
   pipeline delivers them (the copy to the devices is part of the timed step, as in training)."""
   h, w = config.image_size
-  joints = config.model.num_joints
+  joints = NUM_JOINTS
   rng = np.random.default_rng(0)
   shape = (devices, per_device)
   frames_a = rng.integers(0, 256, (*shape, h, w, 3), dtype=np.uint8)
@@ -84,8 +86,8 @@ def _peak_memory_gib() -> float | None:
 def time_reference(reference, batch, stage: int) -> float:
   """Median seconds of the PyTorch reference's step on the same batch (all devices' samples)."""
   flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items()}
-  a = np.asarray(train.normalize(flat['frames_a']))
-  b = np.asarray(train.normalize(flat['frames_b'])) if stage == 2 else a
+  a = np.asarray(transforms.normalize(flat['frames_a']))
+  b = np.asarray(transforms.normalize(flat['frames_b'])) if stage == 2 else a
   run = torch_reference.cases(reference, a, b, flat['targets'])[f'stage-{stage} step']
   return median_ms(run, _WARMUP.value, _REPEATS.value) / 1e3
 

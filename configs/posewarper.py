@@ -51,7 +51,6 @@ def _paper() -> ml_collections.ConfigDict:
   config.data.reduced_decode = True   # JPEG DCT scaling when the crop is at most half-resolution
 
   config.model = ml_collections.ConfigDict()
-  config.model.num_joints = 17
   config.model.dtype = 'float32'  # computation dtype, 'float32' or 'bfloat16'; params stay f32
   # HRNet-W48 (spec 1.1): branch b has width * 2^b channels; stage s has s branches.
   config.model.backbone = ml_collections.ConfigDict(dict(

@@ -24,9 +24,11 @@ import pathlib
 import jax
 import numpy as np
 
-from posewarper_jax import checkpoints, evaluate, propagate
+from posewarper_jax import checkpoints, predictor
 from posewarper_jax.data import source
-from tfds_posetrack.posetrack18 import propagation_protocol
+from posewarper_jax.data.pipeline import image_ids_of, propagation_items, propagation_stream
+from tfds_posetrack.posetrack18 import SPLITS, propagation_protocol
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 MIN_PEAK = 0.2
 
@@ -43,23 +45,25 @@ def augment(config, workdir: str | pathlib.Path) -> pathlib.Path:
   workdir = pathlib.Path(workdir)
   root = source.dataset_root(config, workdir)
   records, table = source.open_split(config, workdir, 'train')
-  protocol = propagation_protocol(table, propagate.MAX_DISTANCE)
+  protocol = propagation_protocol(table)
   if not len(protocol):
     raise ValueError(f'the train split of {root} has no labeled run to propagate through')
-  items = propagate._items(records, protocol)
+  items = propagation_items(records, protocol)
   network = checkpoints.load_network(config, workdir, needs_head='propagation')
-  variables, path = network.variables, network.checkpoint.describe()
-  print(f'augment: {path} propagates {len(items)} people onto '
+  print(f'augment: {network.checkpoint.describe()} propagates {len(items)} people onto '
         f'{int((protocol[:, 2] != 0).sum())} frames of the train split', flush=True)
-  xy, peak = propagate.propagate_poses(config, records, items, variables)
+  stream = propagation_stream(records, items, tuple(config.image_size), config.eval.batch,
+                              config.sigma)
+  xy, peak = predictor.propagate_poses(predictor.Predictor(config, network.variables), stream)
   keep = (xy[..., 0] > 0) & (xy[..., 1] > 0) & (peak > MIN_PEAK)
 
-  kept_ids = set(evaluate.image_ids_of(records, protocol[protocol[:, 2] == 0, 0]).tolist())
-  target_ids = evaluate.image_ids_of(records, items[:, 0])
+  kept_ids = set(image_ids_of(records, protocol[protocol[:, 2] == 0, 0]).tolist())
+  target_ids = image_ids_of(records, items[:, 0])
   new_people: dict[int, list[dict]] = {}
   for k, (_, src, person) in enumerate(items):
     people = records[int(src)]['people']
-    keypoints = np.where(keep[k][:, None], np.concatenate([xy[k], np.ones((17, 1))], 1), 0.0)
+    keypoints = np.where(keep[k][:, None], np.concatenate([xy[k], np.ones((NUM_JOINTS, 1))], 1),
+                         0.0)
     annotation = {'keypoints': keypoints.ravel().tolist(), 'scores': [],
                   'track_id': int(people['track_id'][person]), 'category_id': 1,
                   'bbox_head': np.asarray(people['bbox_head'][person]).tolist()}
@@ -71,7 +75,7 @@ def augment(config, workdir: str | pathlib.Path) -> pathlib.Path:
   if jax.process_index() != 0:
     return out
   _link(root / 'images', out / 'images')
-  for split in ('val', 'test'):
+  for split in (d for d in SPLITS if d != 'train'):
     if (root / 'annotations' / split).exists():
       _link(root / 'annotations' / split, out / 'annotations' / split)
   train_out = out / 'annotations' / 'train'

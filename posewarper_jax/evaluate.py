@@ -5,65 +5,29 @@
 For every box (ground truth, or a detector's with score >= config.eval.min_box_score) of the
 split's labeled frames: the single-frame network's heatmaps, and with config.eval.aggregate the
 spatiotemporal aggregation of spec 3 (frames delta in AGGREGATION_DELTAS, warped to the current
-frame and weighted), optionally with the flip test; decoded (inference.decode), written as
-per-video PoseTrack 2018 prediction files and scored with the official mAP. Everything lands in
-<workdir>/eval/<split>/: <row>/predictions/*.json, results.json and results.md.
+frame and weighted), optionally with the flip test (predictor.py); decoded (codec.decode),
+written as per-video PoseTrack 2018 prediction files and scored with the official mAP.
+Everything lands in <workdir>/eval/<split>/: <row>/predictions/*.json, results.json and
+results.md.
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Callable, Sequence
 
 import cv2
 import jax
 import numpy as np
 
-from posewarper_jax import checkpoints, inference, render, train
+from posewarper_jax import checkpoints, predictions, predictor, render
 from posewarper_jax.data import source
-from posewarper_jax.data.keypoints import NUM_JOINTS
-from posewarper_jax.data.pipeline import (
-  EvalInput,
-  detection_boxes,
-  evaluation_dataset,
-  ground_truth_boxes,
-)
+from posewarper_jax.data.pipeline import detection_boxes, ground_truth_boxes
 from posewarper_jax.metrics import posetrack_map
-from posewarper_jax.models import AGGREGATION_DELTAS, PoseWarper, create_model
+from tfds_posetrack.posetrack18 import split_directory
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
-# TFDS split names -> the official annotation folders.
-SPLIT_DIRS = {'train': 'train', 'validation': 'val', 'test': 'test'}
-ROWS = ('single frame', 'aggregation')
-
-
-def split_dir(config) -> str:
-  """The official annotation folder of config.eval.split."""
-  if config.eval.split not in SPLIT_DIRS:
-    raise ValueError(f'config.eval.split must be one of {", ".join(SPLIT_DIRS)}, '
-                     f'got {config.eval.split!r}')
-  return SPLIT_DIRS[config.eval.split]
-
-
-def heatmap_functions(model: PoseWarper, flip_test: bool) -> dict[str, Callable]:
-  """Row name -> jitted (variables, frames uint8 [N, T, H, W, 3]) -> heatmaps [N, h, w, J]."""
-
-  def with_flip(fn):
-    if not flip_test:
-      return fn
-    # HRNet's flip test: the mirrored crops' heatmaps, mirrored back, averaged with the plain.
-    def flipped(variables, frames):
-      back = inference.flip_back(fn(variables, frames[:, :, :, ::-1]))
-      return 0.5 * (fn(variables, frames) + back)
-    return flipped
-
-  def single(variables, frames):
-    return model.apply(variables, train.normalize(frames[:, 0]), method=PoseWarper.single_frame)
-
-  def aggregated(variables, frames):
-    return model.apply(variables, train.normalize(frames), method=PoseWarper.aggregate)
-
-  return {'single frame': jax.jit(with_flip(single)), 'aggregation': jax.jit(with_flip(aggregated))}
+ROWS = predictor.ROWS
 
 
 def predict(config, workdir: str | pathlib.Path) -> dict[str, tuple[np.ndarray, np.ndarray,
@@ -71,7 +35,7 @@ def predict(config, workdir: str | pathlib.Path) -> dict[str, tuple[np.ndarray, 
   """Row -> (image_ids [N], xy [N, 17, 2] frame pixels, scores [N, 17]) over the split's boxes."""
   workdir = pathlib.Path(workdir)
   settings = config.eval
-  split_dir(config)  # checks config.eval.split before any work
+  split_directory(config.eval.split, 'config.eval.split')  # before any work
   records, table = source.open_split(config, workdir, settings.split)
   if settings.boxes == 'gt':
     boxes = ground_truth_boxes(records, table)
@@ -81,67 +45,38 @@ def predict(config, workdir: str | pathlib.Path) -> dict[str, tuple[np.ndarray, 
     raise ValueError(f'config.eval.boxes={settings.boxes!r}: no box on a labeled frame of the '
                      f'{settings.split} split')
   network = checkpoints.load_network(config, workdir)
-  variables, path = network.variables, network.checkpoint.describe()
+  path = network.checkpoint.describe()
   rows = [r for r in ROWS if r == 'single frame' or (settings.aggregate and network.has_head)]
   if settings.aggregate and not network.has_head:
     print(f'eval: {path} has no warping head; only the single-frame row', flush=True)
   print(f'eval: {path} on {len(boxes.record)} boxes ({settings.boxes}) of the '
         f'{settings.split} split: {", ".join(rows)}', flush=True)
-  outputs = infer_boxes(config, records, table, boxes, variables, rows, settings.flip_test)
+  outputs = predictor.poses_in_boxes(
+      predictor.Predictor(config, network.variables, settings.flip_test), config, records,
+      table, boxes, rows)
   if settings.oks_nms > 0:
     areas = boxes.box[:, 2] * boxes.box[:, 3]
     for row, (image_ids, xy, scores) in outputs.items():
-      keep = inference.nms_per_frame(image_ids, xy, scores, areas, settings.oks_nms)
+      keep = predictions.nms_per_frame(image_ids, xy, scores, areas, settings.oks_nms)
       print(f'eval: OKS-NMS at {settings.oks_nms} keeps {keep.sum()} of {len(keep)} poses '
             f'({row})', flush=True)
       outputs[row] = (image_ids[keep], xy[keep], scores[keep])
   return outputs
 
 
-def infer_boxes(config, records, table, boxes, variables, rows: Sequence[str],
-                flip_test: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-  """Row ('single frame', 'aggregation') -> (image_ids [N], xy [N, 17, 2], scores [N, 17]) of
-  the boxes, in box order: crops, heatmaps, decoding, scores times the box scores."""
-  model = create_model(config)
-  functions = heatmap_functions(model, flip_test)
-  deltas = AGGREGATION_DELTAS if 'aggregation' in rows else (0,)
-  stream = evaluation_dataset(records, table, boxes, EvalInput(
-      image_size=tuple(config.image_size), deltas=deltas, batch=config.eval.batch))
-  variables = jax.device_put(variables)
-  outputs = {row: ([], []) for row in rows}
-  kept_records = []
-  for batch in stream:
-    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items()}
-    valid = flat['valid']
-    kept_records.append(flat['record'][valid])
-    for row in rows:
-      heatmaps = np.asarray(functions[row](variables, flat['frames']))[valid]
-      xy, peak = inference.decode(heatmaps, flat['center'][valid], flat['scale'][valid])
-      outputs[row][0].append(xy)
-      outputs[row][1].append(peak * flat['score'][valid][:, None])
-  image_ids = image_ids_of(records, np.concatenate(kept_records))
-  return {row: (image_ids, np.concatenate(xy), np.concatenate(scores))
-          for row, (xy, scores) in outputs.items()}
-
-
-def image_ids_of(records, record_index: np.ndarray) -> np.ndarray:
-  """The PoseTrack image ids of records (each record read once)."""
-  ids = {int(r): int(records[int(r)]['image_id']) for r in np.unique(record_index)}
-  return np.asarray([ids[int(r)] for r in record_index], np.int64)
-
-
 def evaluate(config, workdir: str | pathlib.Path) -> dict[str, dict]:
   """Predicts, writes and scores every row; returns row -> the posetrack_map result."""
   workdir = pathlib.Path(workdir)
-  gt_dir = source.dataset_root(config, workdir) / 'annotations' / split_dir(config)
-  out = workdir / 'eval' / split_dir(config)
+  split = split_directory(config.eval.split, 'config.eval.split')
+  gt_dir = source.dataset_root(config, workdir) / 'annotations' / split
+  out = workdir / 'eval' / split
   results = {}
   for row, (image_ids, xy, scores) in predict(config, workdir).items():
     if config.eval.neck_from_shoulders:
-      xy, scores = inference.neck_from_shoulders(xy, scores)
+      xy, scores = predictions.neck_from_shoulders(xy, scores)
     pred_dir = out / row.replace(' ', '_') / 'predictions'
     if jax.process_index() == 0:
-      inference.write_predictions(pred_dir, gt_dir, image_ids, xy, scores)
+      predictions.write_predictions(pred_dir, gt_dir, image_ids, xy, scores)
       results[row] = posetrack_map.evaluate(gt_dir, pred_dir)
       results[row]['label'] = row
   if jax.process_index() == 0 and config.eval.gallery and results:

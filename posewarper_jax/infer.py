@@ -2,6 +2,7 @@
 
     python run.py --config=configs/posewarper.py --workdir=runs/w48 --mode=infer \\
         --config.infer.input=clip.mp4 [--config.infer.boxes=boxes.json]
+    infer_frames(config, network, frames, names, boxes, fps, out, name)   # frames in memory
 
 Every box (from config.infer.boxes, or one box around the whole frame for a single person) is
 cropped, its heatmaps come from the single-frame network or, with a warping head and
@@ -22,17 +23,16 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import cv2
-import jax
 import numpy as np
 
-from posewarper_jax import checkpoints, evaluate, inference, render, train
+from posewarper_jax import checkpoints, predictor, render
 from posewarper_jax.data import transforms
-from posewarper_jax.data.keypoints import JOINT_NAMES
-from posewarper_jax.data.pipeline import box_from_json, score_from_json
-from posewarper_jax.models import AGGREGATION_DELTAS, create_model
+from posewarper_jax.data.pipeline import Crops, box_from_json, crop_stream, score_from_json
+from posewarper_jax.models import AGGREGATION_DELTAS
+from tfds_posetrack.posetrack18.keypoints import JOINT_NAMES
 
 
 def read_boxes(path: str, names: list[str], frame_sizes: list[tuple[int, int]]
@@ -85,7 +85,7 @@ def read_boxes(path: str, names: list[str], frame_sizes: list[tuple[int, int]]
 
 
 def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
-  """Runs the mode; returns the output folder."""
+  """Runs the mode on config.infer.input; returns the output folder."""
   settings = config.infer
   if not settings.input:
     raise ValueError('config.infer.input is empty: name a video file or a folder of frames '
@@ -94,30 +94,28 @@ def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
   frames, names, fps = render.read_frames(settings.input)
   boxes = read_boxes(settings.boxes, names, [f.shape[:2] for f in frames])
   network = checkpoints.load_network(config, workdir)
-  variables, path = network.variables, network.checkpoint.describe()
-  row = ('aggregation' if settings.aggregate and network.has_head
-         else 'single frame')
+  return infer_frames(config, network, frames, names, boxes, fps,
+                      workdir / 'infer' / pathlib.Path(settings.input).stem, str(settings.input))
+
+
+def infer_frames(config, network: checkpoints.Network, frames: Sequence[np.ndarray],
+                 names: Sequence[str], boxes: Sequence[tuple[int, np.ndarray, float]],
+                 fps: float, out: pathlib.Path, input_name: str) -> pathlib.Path:
+  """Poses in `boxes` ((frame index, [x, y, w, h], score), as read_boxes gives them) on frames
+  in memory (RGB uint8 [H, W, 3], named `names`), written to `out`; returns `out`."""
+  settings = config.infer
+  path = network.checkpoint.describe()
+  row = 'aggregation' if settings.aggregate and network.has_head else 'single frame'
   print(f'infer: {path} on {len(frames)} frames, {len(boxes)} boxes ({row})', flush=True)
-  function = evaluate.heatmap_functions(create_model(config), flip_test=False)[row]
-  variables = jax.device_put(variables)
-  height, width = config.image_size
-  deltas = AGGREGATION_DELTAS if row == 'aggregation' else (0,)
-  batch = config.eval.batch
-  xys, scores = [], []
-  for start in range(0, len(boxes), batch):
-    chunk = boxes[start:start + batch]
-    crops, centers, scales = [], [], []
-    for index, box, _ in chunk:
-      center, scale, matrix = transforms.box_crop(box, (width, height))
-      crops.append([transforms.warp_image(frames[int(np.clip(index + d, 0, len(frames) - 1))],
-                                          matrix, (width, height)) for d in deltas])
-      centers.append(center)
-      scales.append(scale)
-    heatmaps = np.asarray(function(variables, np.asarray(crops, np.uint8)))
-    xy, peak = inference.decode(heatmaps, np.stack(centers), np.stack(scales))
-    xys.append(xy)
-    scores.append(peak * np.array([s for _, _, s in chunk])[:, None])
-  xy, score = np.concatenate(xys), np.concatenate(scores)
+  deltas = np.asarray(AGGREGATION_DELTAS if row == 'aggregation' else (0,))
+  index = np.asarray([i for i, _, _ in boxes], np.int64)
+  crops = Crops(np.stack([box for _, box, _ in boxes]),
+                np.clip(index[:, None] + deltas[None, :], 0, len(frames) - 1))
+  network_predictor = predictor.Predictor(config, network.variables)
+  stream = crop_stream(frames.__getitem__, crops, tuple(config.image_size),
+                       network_predictor.batch)
+  xy, peak = predictor.predict_poses(network_predictor, [row], stream)[row]
+  score = peak * np.array([s for _, _, s in boxes])[:, None]
   broken = np.flatnonzero(~(np.isfinite(xy).all((1, 2)) & np.isfinite(score).all(1)))
   if len(broken):
     # A diverged checkpoint gives NaN heatmaps; their poses must not become the output.
@@ -128,11 +126,10 @@ def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
 
   # Everything is computed before anything is written: a failure leaves a previous run's
   # outputs as they were.
-  out = workdir / 'infer' / pathlib.Path(settings.input).stem
   per_frame = [[] for _ in frames]
-  for k, (index, _, _) in enumerate(boxes):
-    per_frame[index].append(k)
-  predictions = {'input': str(settings.input), 'network': str(network.checkpoint.directory),
+  for k, (i, _, _) in enumerate(boxes):
+    per_frame[i].append(k)
+  predictions = {'input': input_name, 'network': str(network.checkpoint.directory),
                  'mode': row,
                  'joints': list(JOINT_NAMES), 'frames': [
                      {'name': names[i], 'people': [
@@ -147,7 +144,7 @@ def infer(config, workdir: str | pathlib.Path) -> pathlib.Path:
   chosen = np.unique(np.linspace(0, len(drawn) - 1, min(6, len(drawn))).round().astype(int))
   images = {'grid.png': render.grid([drawn[i] for i in chosen], columns=3)}
   if network.has_head and len(frames) > 1:
-    images['offsets.png'] = offsets_image(config, variables, frames, boxes[0])
+    images['offsets.png'] = offsets_image(config, network_predictor, frames, boxes[0])
 
   out.mkdir(parents=True, exist_ok=True)
   writers = {'predictions.json': lambda file: _write_text(file, text),
@@ -189,7 +186,7 @@ def _write_all(out: pathlib.Path, writers: dict[str, Callable[[pathlib.Path], No
     os.replace(temporary, final)
 
 
-def offsets_image(config, variables, frames, box) -> np.ndarray:
+def offsets_image(config, network_predictor: predictor.Predictor, frames, box) -> np.ndarray:
   """The head's offsets for the first box on its frame (A) and the next one (B): A's crop, B's
   crop and the mean sampling displacement as a flow image, side by side (one RGB grid)."""
   index, xywh, _ = box
@@ -197,9 +194,7 @@ def offsets_image(config, variables, frames, box) -> np.ndarray:
   height, width = config.image_size
   _, _, matrix = transforms.box_crop(xywh, (width, height))
   crops = [transforms.warp_image(frames[i], matrix, (width, height)) for i in (index, index + 1)]
-  a, b = (train.normalize(np.asarray(c)[None]) for c in crops)
-  _, state = create_model(config).apply(variables, a, b, mutable=['intermediates'])
-  offsets = state['intermediates']['warper']['offsets']
+  offsets = network_predictor.offsets(crops[0][None], crops[1][None])
   flow = render.flow_image(render.mean_displacement(offsets)[0])
   return render.grid([*crops, cv2.resize(flow, (width, height), interpolation=cv2.INTER_NEAREST)],
                      columns=3)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from posewarper_jax.data.keypoints import JOINT_NAMES, SKELETON
+from tfds_posetrack.posetrack18.keypoints import JOINT_NAMES, NUM_JOINTS, SKELETON
 
 # Limb colours (RGB): the left side warm, the right side cool, the head grey.
 _LEFT, _RIGHT, _MIDDLE = (230, 120, 40), (40, 140, 230), (170, 170, 170)
@@ -45,7 +45,8 @@ def draw_poses(frame: np.ndarray, xy: np.ndarray, scores: np.ndarray,
   """A copy of `frame` (RGB uint8 [H, W, 3]) with poses xy [P, 17, 2] (frame pixels) and
   scores [P, 17]; optional boxes [P, 4] (x, y, w, h)."""
   image = np.ascontiguousarray(frame, np.uint8).copy()
-  xy, scores = np.asarray(xy, np.float64).reshape(-1, 17, 2), np.asarray(scores).reshape(-1, 17)
+  xy = np.asarray(xy, np.float64).reshape(-1, NUM_JOINTS, 2)
+  scores = np.asarray(scores).reshape(-1, NUM_JOINTS)
   thickness = thickness or max(1, round(min(image.shape[:2]) / 240))
   for p in range(len(xy)):
     if boxes is not None:
@@ -57,7 +58,7 @@ def draw_poses(frame: np.ndarray, xy: np.ndarray, scores: np.ndarray,
         cv2.line(image, tuple(int(round(v)) for v in xy[p, a]),
                  tuple(int(round(v)) for v in xy[p, b]), _limb_colour(a, b), thickness,
                  cv2.LINE_AA)
-    for j in range(17):
+    for j in range(NUM_JOINTS):
       if scores[p, j] >= threshold:
         cv2.circle(image, tuple(int(round(v)) for v in xy[p, j]), thickness + 2,
                    score_colour(scores[p, j]), -1, cv2.LINE_AA)

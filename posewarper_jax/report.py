@@ -5,9 +5,9 @@
 Steps:
 - 'eval': evaluate.evaluate (single-frame and aggregation mAP) -> <workdir>/eval/<split>.
 - 'propagate': propagate.propagate (PoseWarper against copying labels) -> <workdir>/propagate.
-- 'render': the network's poses on the longest labeled run of the split's first video, through
-  run.py --mode=infer with its ground-truth boxes -> <workdir>/infer/<video id> (poses.mp4,
-  grid.png, offsets.png).
+- 'render': the network's poses on the longest labeled run of the split's first video, in its
+  ground-truth boxes (infer.infer_frames) -> <workdir>/infer/<video id> (poses.mp4, grid.png,
+  offsets.png).
 
 Then `summary` gathers whatever the steps wrote into <workdir>/results.md and prints it: the
 single-frame and aggregation mAP, and the propagation mAP per |delta|.
@@ -20,17 +20,17 @@ import pathlib
 from collections.abc import Callable
 
 import jax
-import ml_collections
 
 from posewarper_jax import checkpoints, evaluate, infer, paths, propagate
 from posewarper_jax.data import source
-from posewarper_jax.data.pipeline import ground_truth_boxes
-from tfds_posetrack.posetrack18 import longest_labeled_run
+from posewarper_jax.data.pipeline import ground_truth_boxes, record_frames
+from tfds_posetrack.posetrack18 import longest_labeled_run, split_directory
 
 
 def render_first_video(config, workdir: pathlib.Path) -> pathlib.Path:
   """Poses on the eval split's first video, over its longest run of labeled frames, in their
-  ground-truth boxes (through run.py --mode=infer); returns infer's output folder."""
+  ground-truth boxes (infer.infer_frames, on the frames decoded in memory); returns the output
+  folder, <workdir>/infer/<video id>."""
   records, table = source.open_split(config, workdir, config.eval.split)
   run = longest_labeled_run(table, 0)
   if not len(run):
@@ -38,19 +38,16 @@ def render_first_video(config, workdir: pathlib.Path) -> pathlib.Path:
                      'no labeled frame')
   name = table.video_names[0]
   # The video id comes from an annotation file: never a path.
-  clip = paths.inside(workdir / 'render', name, f'render: the video id of {config.eval.split}')
-  clip.mkdir(parents=True, exist_ok=True)
-  frame_name = lambda r: f'{table.frame_index[r]:06d}.jpg'
-  for r in run:  # the stored JPEG bytes, as infer reads a folder of frames
-    (clip / frame_name(r)).write_bytes(records[int(r)]['image'])
-  truth, in_run = ground_truth_boxes(records, table), set(run.tolist())
-  boxes = [{'frame': frame_name(r), 'bbox': box.tolist(), 'score': 1.0}
-           for r, box in zip(truth.record, truth.box, strict=True) if int(r) in in_run]
-  boxes_path = clip.parent / f'{name}_boxes.json'
-  boxes_path.write_text(json.dumps(boxes))
-  settings = ml_collections.ConfigDict(config.to_dict())
-  settings.infer.update(input=str(clip), boxes=str(boxes_path))
-  return infer.infer(settings, workdir)
+  out = paths.inside(workdir / 'infer', name, f'render: the video id of {config.eval.split}')
+  frame = record_frames(records)
+  position = {int(r): i for i, r in enumerate(run)}
+  truth = ground_truth_boxes(records, table)
+  boxes = [(position[int(r)], box, 1.0) for r, box in zip(truth.record, truth.box, strict=True)
+           if int(r) in position]
+  return infer.infer_frames(config, checkpoints.load_network(config, workdir),
+                            [frame(int(r)) for r in run],
+                            [f'{table.frame_index[r]:06d}.jpg' for r in run], boxes, 10.0, out,
+                            f'{config.eval.split} video {name}')
 
 
 STEPS: dict[str, Callable] = {'eval': evaluate.evaluate, 'propagate': propagate.propagate,
@@ -117,7 +114,7 @@ def summary(config, workdir: str | pathlib.Path) -> str:
   away from a kept label in the propagation protocol (the propagate rows).
   """
   workdir = pathlib.Path(workdir)
-  split = evaluate.split_dir(config)
+  split = split_directory(config.eval.split, 'config.eval.split')
   rows: dict[str, list[str]] = {}
   eval_path = workdir / 'eval' / split / 'results.json'
   evaluated = json.loads(eval_path.read_text()) if eval_path.exists() else {}

@@ -42,9 +42,8 @@ from jax.experimental import multihost_utils
 
 from posewarper_jax import checkpoints, config_checks, logs, paths
 from posewarper_jax.data import source, transforms
-from posewarper_jax.data.pipeline import TrainingInput, training_dataset
+from posewarper_jax.data.pipeline import TrainingInput, epoch_size, training_dataset
 from posewarper_jax.models import PoseWarper, create_model, init_variables
-from tfds_posetrack.posetrack18 import training_pairs
 
 AXIS = 'batch'
 TRAINABLE = checkpoints.TRAINABLE  # the parameter group each stage trains
@@ -97,12 +96,6 @@ def heatmap_loss(predicted: jax.Array, targets: jax.Array, weights: jax.Array) -
   return 0.5 * jnp.mean(jnp.square(error))
 
 
-def normalize(frames_uint8: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
-  """[..., 3] RGB uint8 -> ImageNet-normalized `dtype`, on the device (transforms' constants)."""
-  x = frames_uint8.astype(jnp.float32) / 255.0
-  return ((x - transforms.IMAGENET_MEAN) / transforms.IMAGENET_STD).astype(dtype)
-
-
 def learning_rate_schedule(learning_rate: float, drop_epochs, drop_factor: float,
                            steps_per_epoch: int) -> optax.Schedule:
   """The rate times drop_factor from the first step of each epoch in drop_epochs (0-based)."""
@@ -142,7 +135,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *, stage: int,
   """
   trainable = TRAINABLE[stage]
   apply = state.apply_fn
-  frames_a = normalize(batch['frames_a'], dtype)
+  frames_a = transforms.normalize(batch['frames_a'], dtype)
 
   if stage == 1:
     def loss_fn(group):
@@ -153,7 +146,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *, stage: int,
       return heatmap_loss(predicted, batch['targets'], batch['target_weights']), updates
   else:
     # The frozen backbone runs outside the differentiated function: no backward through it.
-    frames = jnp.concatenate([frames_a, normalize(batch['frames_b'], dtype)])
+    frames = jnp.concatenate([frames_a, transforms.normalize(batch['frames_b'], dtype)])
     variables = {'params': state.params, 'batch_stats': state.batch_stats}
     if backbone_bn == 'batch':  # the release: batch statistics, running averages move
       heatmaps, backbone_updates = apply(variables, frames, train=True,
@@ -352,7 +345,7 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
   stage_dir = checkpoints.stage_dir(workdir, stage)
   records, table = source.open_split(config, workdir, 'train')
   input_config = _input_config(config, stage)
-  pairs_per_epoch = len(training_pairs(table, input_config.k, input_config.seed, 0))
+  pairs_per_epoch = epoch_size(table, input_config)
   steps_per_epoch = pairs_per_epoch // settings.global_batch
   if steps_per_epoch == 0:
     raise ValueError(f'config.stage{stage}.global_batch ({settings.global_batch}) is larger '

@@ -12,13 +12,13 @@ import sys
 import numpy as np
 import pytest
 
-from posewarper_jax import evaluate, inference
+from posewarper_jax import codec, evaluate, predictions
 from posewarper_jax.data import source, transforms
-from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS, flip_permutation
 from posewarper_jax.data.pipeline import ground_truth_boxes
 from posewarper_jax.metrics import posetrack_map
 from tests.shared_data import SAMPLE
 from tests.test_train import ROOT, tiny_config, tiny_overrides
+from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS, flip_permutation
 
 # --- Decoding -----------------------------------------------------------------------------------
 
@@ -34,7 +34,7 @@ def test_decode_quarter_pixel_shift_and_inverse_affine():
   heatmaps[0, 9, 2, 2] = 0.5
   heatmaps[..., 3] = -1.0         # joint 3: no positive peak: the corner (0, 0)
   center, scale = np.array([[100.0, 50.0]]), np.array([[0.6, 0.8]])
-  xy, peak = inference.decode(heatmaps, center, scale)
+  xy, peak = codec.decode(heatmaps, center, scale)
   # Heatmap (x, y) -> frame: center + (x - w / 2, y - h / 2) * scale * 200 / w.
   to_frame = lambda x, y: center[0] + (np.array([x, y]) - [w / 2, h / 2]) * scale[0, 0] * 200 / w
   np.testing.assert_allclose(xy[0, 0], to_frame(5.25, 6.75), atol=1e-3)
@@ -50,12 +50,12 @@ def test_oks_nms_drops_duplicates_and_keeps_distinct_people():
   xy = np.stack([pose, pose + 0.5, pose + 300.0])   # a near-duplicate, and someone else
   scores = np.array([[0.5] * NUM_JOINTS, [0.9] * NUM_JOINTS, [0.4] * NUM_JOINTS])
   areas = np.full(3, 100.0 * 100.0)
-  np.testing.assert_array_equal(inference.oks_nms(xy, scores, areas, 0.9), [1, 2])
+  np.testing.assert_array_equal(predictions.oks_nms(xy, scores, areas, 0.9), [1, 2])
   # Joints at or under 0.2 do not count towards a pose's score: pose 1 still ranks first with
   # two joints at 0.9 (a plain mean, 0.2, would have kept pose 0 instead).
   scores[1, :15] = 0.1
-  np.testing.assert_array_equal(inference.oks_nms(xy, scores, areas, 0.9), [1, 2])
-  keep = inference.nms_per_frame(np.array([7, 7, 8]), xy, scores, areas, 0.9)
+  np.testing.assert_array_equal(predictions.oks_nms(xy, scores, areas, 0.9), [1, 2])
+  keep = predictions.nms_per_frame(np.array([7, 7, 8]), xy, scores, areas, 0.9)
   np.testing.assert_array_equal(keep, [False, True, True])
 
 
@@ -64,7 +64,7 @@ def test_neck_from_shoulders_is_the_releases_scoring():
   scores = np.full((1, NUM_JOINTS), 0.5)
   xy[0, JOINT_INDEX['left_shoulder']], scores[0, JOINT_INDEX['left_shoulder']] = (10, 20), 0.8
   xy[0, JOINT_INDEX['right_shoulder']], scores[0, JOINT_INDEX['right_shoulder']] = (30, 40), 0.6
-  moved, rescored = inference.neck_from_shoulders(xy, scores)
+  moved, rescored = predictions.neck_from_shoulders(xy, scores)
   np.testing.assert_allclose(moved[0, JOINT_INDEX['head_bottom']], (20, 30))
   assert rescored[0, JOINT_INDEX['head_bottom']] == pytest.approx(0.7)
   assert xy[0, JOINT_INDEX['head_bottom']].tolist() == [0, 0]  # the input is left alone
@@ -75,7 +75,7 @@ def test_flip_back_undoes_a_mirrored_crop():
   heatmaps = rng.uniform(size=(2, 8, 6, NUM_JOINTS)).astype(np.float32)
   mirrored = heatmaps[:, :, ::-1]  # a mirrored crop's heatmaps, joints still named as seen
   swap = list(flip_permutation())
-  back = np.asarray(inference.flip_back(mirrored[..., swap]))
+  back = np.asarray(codec.flip_back(mirrored[..., swap]))
   # HRNet shifts the mirrored map one pixel right: column x holds the original's column x - 1.
   np.testing.assert_array_equal(back[:, :, 1:], heatmaps[:, :, :-1])
   left, right = JOINT_INDEX['left_wrist'], JOINT_INDEX['right_wrist']
@@ -98,19 +98,19 @@ def test_an_oracle_scores_as_the_ground_truth_itself(synthetic_root, tmp_path):
     keypoints = np.asarray(frame['people']['keypoints'][person], np.float64)
     center, scale, matrix = transforms.box_crop(box, image_size[::-1])
     in_crop = transforms.transform_keypoints(keypoints, matrix)
-    maps, _ = transforms.gaussian_targets(in_crop, image_size[::-1], (48, 64), sigma=2.0)
+    maps, _ = codec.encode(in_crop, image_size[::-1], (48, 64), sigma=2.0)
     heatmaps.append(maps)
     centers.append(center)
     scales.append(scale)
     image_ids.append(int(frame['image_id']))
     truth.append(keypoints)
-  xy, peak = inference.decode(np.stack(heatmaps), np.stack(centers), np.stack(scales))
+  xy, peak = codec.decode(np.stack(heatmaps), np.stack(centers), np.stack(scales))
   # The decoded points are a fraction of a pixel off; an ignore region's edge between a point
   # and its decoded copy would decide differently for the two, so this comparison drops them.
   gt_dir = _without_ignore_regions(data_root / 'annotations' / 'val', tmp_path / 'gt')
-  assert inference.write_predictions(tmp_path / 'oracle', gt_dir, image_ids, xy, peak) == 2
+  assert predictions.write_predictions(tmp_path / 'oracle', gt_dir, image_ids, xy, peak) == 2
   truth = np.stack(truth)  # unannotated joints (0, 0) scored 0, as the oracle's empty maps
-  inference.write_predictions(tmp_path / 'truth', gt_dir, image_ids, truth[..., :2],
+  predictions.write_predictions(tmp_path / 'truth', gt_dir, image_ids, truth[..., :2],
                               (truth[..., 2] > 0).astype(np.float64))
   oracle = posetrack_map.evaluate(gt_dir, tmp_path / 'oracle')
   exact = posetrack_map.evaluate(gt_dir, tmp_path / 'truth')
@@ -151,7 +151,7 @@ def _shifted(pred_dir: pathlib.Path, out: pathlib.Path, dx: float) -> pathlib.Pa
 def test_write_predictions_rejects_frames_of_no_video(tmp_path, synthetic_root):
   gt_dir = synthetic_root / 'annotations' / 'val'
   with pytest.raises(ValueError, match='in no ground-truth file'):
-    inference.write_predictions(tmp_path, gt_dir, [123], np.zeros((1, NUM_JOINTS, 2)),
+    predictions.write_predictions(tmp_path, gt_dir, [123], np.zeros((1, NUM_JOINTS, 2)),
                                 np.ones((1, NUM_JOINTS)))
 
 

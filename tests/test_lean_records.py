@@ -23,6 +23,7 @@ def _assert_same_as_tfds(source):
     full, fast = source[i], lean[i]
     assert fast['image'] == full['image']
     assert (fast['width'], fast['height']) == (full['width'], full['height'])
+    assert fast['image_id'] == full['image_id']
     for name in PEOPLE_FIELDS:
       expected = np.asarray(full['people'][name])
       if expected.size:  # (TFDS gives a frame without people float64 empties)

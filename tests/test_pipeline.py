@@ -13,13 +13,14 @@ import pytest
 
 from posewarper_jax.data import transforms
 from posewarper_jax.data.pipeline import (
-  EvalInput,
   TrainingInput,
+  box_crops,
+  crop_stream,
   decode_factor,
   decode_rgb,
   detection_boxes,
-  evaluation_dataset,
   ground_truth_boxes,
+  record_frames,
   reduced_matrix,
   training_dataset,
 )
@@ -214,16 +215,14 @@ def test_ground_truth_boxes_stream(sample_val):
   assert len(boxes.record) == 14 and (boxes.score == 1).all()
   expected_ids = [i for r in records for i in r['people']['annotation_id']]
   assert boxes.annotation_id.tolist() == expected_ids
-  config = EvalInput(image_size=(128, 96), batch=4, num_devices=2)
-  batches = list(evaluation_dataset(records, table, boxes, config))
-  assert len(batches) == 4
-  valid = np.concatenate([b['valid'].ravel() for b in batches])
-  assert valid.sum() == 14 and not valid[14:].any()
+  batches = list(crop_stream(record_frames(records), box_crops(table, boxes, (0,)), (128, 96),
+                             batch=4))
+  assert len(batches) == 4  # every box once, in order; the last batch shorter
+  assert [len(b['frames']) for b in batches] == [4, 4, 4, 2]
   first = batches[0]
-  assert first['frames'].shape == (2, 2, 1, 128, 96, 3) and first['frames'].dtype == np.uint8
+  assert first['frames'].shape == (4, 1, 128, 96, 3) and first['frames'].dtype == np.uint8
   center, _ = transforms.box_to_center_scale(boxes.box[0], 96 / 128)
-  np.testing.assert_allclose(first['center'][0, 0], center)
-  assert first['annotation_id'][0, 0] == boxes.annotation_id[0]
+  np.testing.assert_allclose(first['center'][0], center)
 
 
 def test_detection_files_both_formats(sample_val, tmp_path):
@@ -311,16 +310,17 @@ def test_neighbour_crops_share_the_box(tmp_path):
   records, table = builder.as_data_source('validation'), FrameTable.from_builder(
       builder, 'validation')
   boxes = ground_truth_boxes(records, table)
-  config = EvalInput(image_size=(64, 48), deltas=(0, -1, -2, 1, 2), batch=len(boxes.record))
-  batch = next(iter(evaluation_dataset(records, table, boxes, config)))
-  frames = batch['frames'][0]                       # [B, 5, 64, 48, 3]
+  deltas = (0, -1, -2, 1, 2)
+  batch = next(iter(crop_stream(record_frames(records), box_crops(table, boxes, deltas), (64, 48),
+                                batch=len(boxes.record))))
+  frames = batch['frames']                          # [B, 5, 64, 48, 3]
   assert frames.shape[1] == 5
   moved = 0
   for i in (0, len(boxes.record) // 2, len(boxes.record) - 1):
     record = int(boxes.record[i])
     center, scale = transforms.box_to_center_scale(boxes.box[i], 48 / 64)
     matrix = transforms.crop_transform(center, scale, 0.0, (48, 64))
-    for t, delta in enumerate(config.deltas):
+    for t, delta in enumerate(deltas):
       frame = np.clip(table.frame_index[record] + delta, 0, table.nframes[record] - 1)
       other = int(table.lookup(table.video[record], frame))
       expected = transforms.warp_image(decode_rgb(records[other]['image']), matrix, (48, 64))
@@ -333,8 +333,8 @@ def test_people_whose_box_has_no_area_train_nothing_and_get_no_evaluation_box(sy
   """PoseTrack's box of a person with one annotated joint has no area (the synthetic set has
   one: a wrist entering the frame). HRNet drops such people; here their training examples
   weigh nothing and they get no ground-truth box."""
-  from posewarper_jax.data.keypoints import box_has_area
   from posewarper_jax.data.pipeline import PairExamples, person_box
+  from tfds_posetrack.posetrack18.keypoints import box_has_area
 
   builder = prepare(synthetic_root, synthetic_root / 'tfds')
   records = builder.as_data_source('validation')

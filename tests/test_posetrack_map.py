@@ -11,9 +11,9 @@ import re
 import numpy as np
 import pytest
 
-from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS
 from posewarper_jax.metrics import posetrack_map as pm
 from tests.shared_data import SAMPLE, SHARED
+from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS
 
 SAMPLE_VAL = SAMPLE / 'annotations' / 'val'
 GOLDEN = SHARED / 'reference' / 'poseval_golden'

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from posewarper_jax import augment, checkpoints, convert, propagate, train
+from posewarper_jax import augment, checkpoints, convert, plots, predictor, propagate, train
 from posewarper_jax.data import source
+from posewarper_jax.data.pipeline import propagation_items, propagation_stream
 from tests.test_train import tiny_config
 from tfds_posetrack.posetrack18 import propagation_protocol
 
@@ -19,12 +20,15 @@ def test_an_identity_head_returns_the_labeled_gaussians(synthetic_root, identity
   config, tmp_path = identity_run
   config = config.copy_and_resolve_references()
   records, table = source.open_split(config, synthetic_root, 'validation')
-  items = propagate._items(records, propagation_protocol(table))
+  items = propagation_items(records, propagation_protocol(table))
   config.eval.batch = 12 if len(items) % 12 else 11  # several batches, the last one partial
   assert len(items) > 2 * config.eval.batch
   variables = checkpoints.load(tmp_path / 'stage2').variables
   seen = 0
-  for gaussians, warped, _, _ in propagate.warp_heatmaps(config, records, items, variables):
+  stream = propagation_stream(records, items, tuple(config.image_size), config.eval.batch,
+                              config.sigma)
+  for gaussians, warped, _, _ in predictor.warped_heatmaps(
+      predictor.Predictor(config, variables), stream):
     np.testing.assert_allclose(warped, gaussians, atol=1e-5)
     seen += len(warped)
   assert seen == len(items)
@@ -108,7 +112,7 @@ def test_plot_and_table_survive_a_subset_without_some_joint(tmp_path):
   results = {'PoseWarper': {'1': 90.0, '2': float('nan'), '3': 70.0},
              'copy': {'1': 95.0, '2': 80.0, '3': 60.0}}
   path = tmp_path / 'propagation.png'
-  propagate.plot(results, ['1', '2', '3'], path)
+  plots.propagation(results, ['1', '2', '3'], path)
   image = cv2.imread(str(path))
   assert image is not None and image.shape == (420, 640, 3)
   table = propagate.results_table(results, ['1', '2', '3'])

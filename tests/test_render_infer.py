@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-from posewarper_jax import infer, render
-from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS
+from posewarper_jax import infer, predictor, render
 from tests.shared_data import SAMPLE
 from tests.test_train import ROOT, tiny_config, tiny_overrides
+from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS
 
 CLIP = SAMPLE / 'videos'
 
@@ -132,14 +132,17 @@ def _clip(root, tmp_path, name: str, count: int):
   return config
 
 
-def _previous_outputs(out):
-  """A previous run's outputs (any bytes will do: they must come through unchanged)."""
+def _over_previous_outputs(root, identity_run, tmp_path, name: str, count: int):
+  """(config, workdir, out, files): a clip of `count` frames whose infer folder already holds a
+  previous run's outputs `files` (any bytes will do: they must come through unchanged)."""
+  config, workdir = _clip(root, tmp_path, name, count), identity_run[1]
+  out = workdir / 'infer' / name
   out.mkdir(parents=True, exist_ok=True)
   files = {'predictions.json': b'{"previous": true}', 'poses.mp4': b'old video',
            'grid.png': b'old grid', 'offsets.png': b'old offsets'}
-  for name, data in files.items():
-    (out / name).write_bytes(data)
-  return files
+  for file, data in files.items():
+    (out / file).write_bytes(data)
+  return config, workdir, out, files
 
 
 def _unchanged(out, files):
@@ -148,12 +151,11 @@ def _unchanged(out, files):
 
 def test_infer_refuses_a_nan_box_and_leaves_the_previous_output(synthetic_root, identity_run,
                                                                  tmp_path):
-  config, workdir = _clip(synthetic_root, tmp_path, 'nan_box_clip', 2), identity_run[1]
+  config, workdir, out, files = _over_previous_outputs(synthetic_root, identity_run, tmp_path,
+                                                       'nan_box_clip', 2)
   boxes = tmp_path / 'boxes.json'
   boxes.write_text(json.dumps([{'frame': 0, 'bbox': [10, float('nan'), 60, 100]}]))
   config.infer.boxes = str(boxes)
-  out = workdir / 'infer' / 'nan_box_clip'
-  files = _previous_outputs(out)
   with pytest.raises(ValueError, match='box 0: bbox must be'):
     infer.infer(config, workdir)
   assert _unchanged(out, files)
@@ -161,15 +163,14 @@ def test_infer_refuses_a_nan_box_and_leaves_the_previous_output(synthetic_root, 
 
 def test_infer_writes_nothing_when_the_network_gives_nan(synthetic_root, identity_run, tmp_path,
                                                          monkeypatch):
-  config, workdir = _clip(synthetic_root, tmp_path, 'nan_network_clip', 2), identity_run[1]
-  out = workdir / 'infer' / 'nan_network_clip'
-  files = _previous_outputs(out)
-  decode = infer.inference.decode
+  config, workdir, out, files = _over_previous_outputs(synthetic_root, identity_run, tmp_path,
+                                                       'nan_network_clip', 2)
+  decode = predictor.codec.decode
 
   def diverged(heatmaps, center, scale):  # what a checkpoint with NaN weights gives
     return decode(np.full_like(heatmaps, np.nan), center, scale)
 
-  monkeypatch.setattr(infer.inference, 'decode', diverged)
+  monkeypatch.setattr(predictor.codec, 'decode', diverged)
   with pytest.raises(ValueError, match=r'non-finite keypoints or scores for 2 of 2 boxes.*'
                                        r'box 0, frame 000000.jpg.*nothing was written'):
     infer.infer(config, workdir)
@@ -178,9 +179,8 @@ def test_infer_writes_nothing_when_the_network_gives_nan(synthetic_root, identit
 
 def test_infer_replaces_outputs_only_when_all_are_written(synthetic_root, identity_run, tmp_path,
                                                           monkeypatch):
-  config, workdir = _clip(synthetic_root, tmp_path, 'write_fails_clip', 1), identity_run[1]
-  out = workdir / 'infer' / 'write_fails_clip'
-  files = _previous_outputs(out)
+  config, workdir, out, files = _over_previous_outputs(synthetic_root, identity_run, tmp_path,
+                                                       'write_fails_clip', 1)
 
   def disk_full(frames, path, fps):
     pathlib.Path(path).write_bytes(b'half a vid')

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from posewarper_jax.data import keypoints as kp
 from posewarper_jax.data import synthetic
 from tests.shared_data import SAMPLE
+from tfds_posetrack.posetrack18 import keypoints as kp
 
 MMPOSE_IMAGE_FIELDS = {'width', 'height', 'mask_file'}
 MMPOSE_ANNOTATION_FIELDS = {'iscrowd', 'num_keypoints'}

@@ -21,6 +21,7 @@ import optax
 import pytest
 
 from posewarper_jax import checkpoints, train
+from posewarper_jax.data import transforms
 from posewarper_jax.data.pipeline import training_dataset
 from posewarper_jax.data.synthetic import generate
 from posewarper_jax.models import create_model, init_variables
@@ -145,13 +146,6 @@ def test_gradient_clipping_bounds_the_global_norm_before_adam():
   assert sizes[1e-12] < 1e-3 * sizes[0.0]
 
 
-def test_normalize_uses_the_pipeline_constants():
-  from posewarper_jax.data import transforms
-
-  image = np.random.default_rng(1).integers(0, 256, (4, 5, 3), dtype=np.uint8)
-  np.testing.assert_allclose(train.normalize(image), transforms.normalize(image), atol=1e-6)
-
-
 # --- The pmap'd step on four CPU devices --------------------------------------------------------
 
 def test_four_devices_equal_one_device_with_the_whole_batch(data_root, batches):
@@ -262,8 +256,8 @@ def test_stage2_starts_as_the_identity(data_root, batches):
   config = tiny_config(data_root, stages=(2,))
   state = _state(config, 2)
   batch = batches[0]
-  frames = jnp.concatenate([train.normalize(batch['frames_a']),
-                            train.normalize(batch['frames_b'])])
+  frames = jnp.concatenate([transforms.normalize(batch['frames_a']),
+                            transforms.normalize(batch['frames_b'])])
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
   model = create_model(config)
   h_a, h_b = jnp.split(model.apply(variables, frames, method=model.single_frame), 2)

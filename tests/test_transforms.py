@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from posewarper_jax import codec
 from posewarper_jax.data import transforms as T
-from posewarper_jax.data.keypoints import FLIP_PAIRS, JOINT_INDEX, NUM_JOINTS, flip_permutation
+from tfds_posetrack.posetrack18.keypoints import (
+  FLIP_PAIRS,
+  JOINT_INDEX,
+  NUM_JOINTS,
+  flip_permutation,
+)
 
 OUT = (288, 384)   # crop (w, h)
 HEAT = (72, 96)    # heatmap (w, h)
@@ -50,7 +56,7 @@ def test_dot_lands_on_the_transformed_keypoint(rotation, flip, zoom):
   assert moved[joint, 2] == 1 and moved[19 - joint, 2] == 0
   np.testing.assert_allclose(_dot_centroid(crop), moved[joint, :2], atol=0.5)
   # The target's peak sits on it too, at heatmap resolution.
-  heatmaps, weights = T.gaussian_targets(moved, OUT, HEAT)
+  heatmaps, weights = codec.encode(moved, OUT, HEAT)
   peak = np.unravel_index(np.argmax(heatmaps[..., joint]), heatmaps.shape[:2])
   assert weights[joint] == 1
   np.testing.assert_array_equal(peak[::-1], np.trunc(moved[joint, :2] / 4 + 0.5))
@@ -123,7 +129,7 @@ def test_target_weights():
   keypoints[2] = [-100, 50, 1]        # far left of the crop: window wholly outside
   keypoints[3] = [-20, 50, 1]         # left of the crop, window overlapping it: kept
   keypoints[4] = [400, 600, 1]        # beyond the bottom right
-  heatmaps, weights = T.gaussian_targets(keypoints, OUT, HEAT)
+  heatmaps, weights = codec.encode(keypoints, OUT, HEAT)
   assert heatmaps.shape == (96, 72, 17) and heatmaps.dtype == np.float32
   assert weights[:5].tolist() == [1, 0, 0, 1, 0]
   assert heatmaps[48, 36, 0] == 1.0 and heatmaps[..., 1].max() == 0

@@ -1,8 +1,10 @@
-"""Grain input pipeline over the PoseTrack18 TFDS records: PoseWarper's training pairs.
+"""Grain input pipeline over the PoseTrack18 TFDS records: PoseWarper's training pairs, and the
+one crop stream of evaluation, propagation and inference.
 
     records = builder.as_data_source('train'); table = FrameTable.from_builder(builder, 'train')
     dataset = training_dataset(records, table, TrainingInput(image_size=(384, 288), k=2, ...))
     iterator = iter(dataset)          # batches {'frames_a', 'frames_b', 'targets', ...}
+    stream = crop_stream(record_frames(records), Crops(box, frames), (384, 288), batch=32)
 
 Each element is one labeled person of a labeled frame A with its support frame B (the pair view,
 tfds_posetrack/posetrack18/pairs.py, drawn anew every epoch). Both frames are decoded, and one
@@ -34,7 +36,7 @@ import json
 import math
 import platform
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -42,12 +44,11 @@ import grain
 import numpy as np
 from absl import flags
 
+from posewarper_jax import codec
 from posewarper_jax.data import transforms
-from posewarper_jax.data.keypoints import box_has_area, keypoint_box
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS, box_has_area, keypoint_box
 from tfds_posetrack.posetrack18.lean_records import LeanRecords
 from tfds_posetrack.posetrack18.pairs import FrameTable, neighbours, training_pairs
-
-HEATMAP_STRIDE = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,9 +198,8 @@ class PairExamples:
     crop = lambda record: transforms.warp_image(decode_rgb(record['image'], factor), decoded,
                                                 (width, height))
     moved = transforms.transform_keypoints(keypoints, matrix, flip=aug.flip)
-    targets, weights = transforms.gaussian_targets(
-        moved, (width, height), (width // HEATMAP_STRIDE, height // HEATMAP_STRIDE),
-        self.config.sigma)
+    targets, weights = codec.encode(moved, (width, height), codec.heatmap_size((width, height)),
+                                    self.config.sigma)
     if not trainable:
       targets, weights = np.zeros_like(targets), np.zeros_like(weights)
     example = {'frames_a': crop(a), 'targets': targets, 'target_weights': weights,
@@ -230,13 +230,19 @@ def _init_worker(worker_index: int, worker_count: int) -> None:
   keep_freed_memory()
 
 
+def epoch_size(table: FrameTable, config: TrainingInput) -> int:
+  """Training examples per epoch: one per labeled person (the pair view's rows; the same count
+  every epoch, only the support frames are drawn anew)."""
+  return len(training_pairs(table, config.k, config.seed, 0))
+
+
 def training_dataset(records: Sequence[dict], table: FrameTable,
                      config: TrainingInput) -> grain.IterDataset:
   """The training stream of this process: batches [num_devices, per_device, ...]."""
   per_process = config.per_process_batch()
   keep_freed_memory()  # for elements computed in this process (no workers)
   examples = PairExamples(crop_records(records), table, config)
-  num_slots = len(examples.pairs(0))
+  num_slots = epoch_size(table, config)
   if num_slots == 0:
     raise ValueError('the split has no labeled person to train on')
   dataset = (grain.MapDataset.range(num_slots)
@@ -263,24 +269,6 @@ def training_dataset(records: Sequence[dict], table: FrameTable,
 
 # The release's detection files name frames by path: .../<6-digit video>_<...>/<6-digit frame>.jpg
 _FRAME_PATH = re.compile(r'(\d{6})_[^/]*/(\d+)\.jpg$')
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalInput:
-  """The evaluation stream: every box of every labeled frame, cropped at the given deltas.
-
-  deltas: frame offsets cropped with the current frame's box (0 first; aggregation uses
-    models.AGGREGATION_DELTAS).
-  batch: boxes per process per step (split over num_devices).
-  """
-
-  image_size: tuple[int, int] = (384, 288)
-  deltas: tuple[int, ...] = (0,)
-  batch: int = 32
-  num_devices: int = 1
-  process_index: int = 0
-  process_count: int = 1
-  read_threads: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -400,46 +388,112 @@ def _boxes(rows) -> Boxes:
                np.asarray(annotation_id, np.int64))
 
 
-class EvalExamples:
-  """Box index -> crops of the box's frame and its neighbours, with what decoding needs."""
+def image_ids_of(records: Sequence[dict], record_index: np.ndarray) -> np.ndarray:
+  """The PoseTrack image ids of records (each record read once, through the lean records)."""
+  records = crop_records(records)
+  ids = {int(r): int(records[int(r)]['image_id']) for r in np.unique(record_index)}
+  return np.asarray([ids[int(r)] for r in record_index], np.int64)
 
-  def __init__(self, records: Sequence[dict], table: FrameTable, boxes: Boxes,
-               config: EvalInput):
-    self.records, self.boxes, self.config = records, boxes, config
-    self.frames = neighbours(table, boxes.record, config.deltas)  # [B, T]
+
+def propagation_items(records: Sequence[dict], protocol: np.ndarray) -> np.ndarray:
+  """[M, 3] (target record, source record, person) for every kept person of a moved frame of the
+  propagation protocol (pairs.propagation_protocol: rows (target, source, delta))."""
+  records, rows = crop_records(records), []
+  for target, src, delta in protocol:
+    if delta != 0:
+      record = records[int(src)]
+      keypoints = np.asarray(record['people']['keypoints'])
+      # A person whose box has no area (one annotated joint) cannot be cropped: not propagated.
+      rows += [(target, src, p) for p in range(len(keypoints))
+               if keypoints[p, :, 2].any() and box_has_area(person_box(record, p))]
+  return np.asarray(rows, np.int64).reshape(-1, 3)
+
+
+# --- Crops of boxes in several frames: evaluation, propagation, inference ----------------------
+
+@dataclasses.dataclass(frozen=True)
+class Crops:
+  """What to crop: box i ([x, y, w, h] in frame pixels) in each of frames[i] (indices of the
+  frame source: records, or frames in memory), and optionally keypoints [17, 3] (frame pixels)
+  whose Gaussian heatmaps in that crop come along (codec.encode).
+
+  box [N, 4], frames [N, T] int64, keypoints [N, 17, 3] or None.
+  """
+
+  box: np.ndarray
+  frames: np.ndarray
+  keypoints: np.ndarray | None = None
+
+  def __len__(self) -> int:
+    return len(self.box)
+
+
+class CropExamples:
+  """Index i -> {'frames' [T, H, W, 3] uint8 RGB: box i cropped from each of frames[i] with one
+  affine map; 'center' [2], 'scale' [2]: the crop, for decoding; 'heatmaps' [h, w, J] with
+  keypoints}. `frame(index)` gives a frame [H, W, 3] uint8 RGB."""
+
+  def __init__(self, frame: Callable[[int], np.ndarray], crops: Crops,
+               image_size: tuple[int, int], sigma: float = 3.0):
+    self.frame, self.crops, self.image_size, self.sigma = frame, crops, image_size, sigma
 
   def __call__(self, index: int) -> dict[str, Any]:
-    height, width = self.config.image_size
-    if index >= len(self.boxes.record):  # padding of the last batch
-      return {'frames': np.zeros((len(self.config.deltas), height, width, 3), np.uint8),
-              'center': np.zeros(2), 'scale': np.zeros(2), 'score': np.float64(0),
-              'record': np.int64(-1), 'annotation_id': np.int64(-1), 'valid': False}
-    center, scale, matrix = transforms.box_crop(self.boxes.box[index], (width, height))
-    crops = {}
-    for r in self.frames[index]:
-      if r not in crops:
-        image = decode_rgb(self.records[int(r)]['image'])
-        crops[r] = transforms.warp_image(image, matrix, (width, height))
-    return {'frames': np.stack([crops[r] for r in self.frames[index]]),
-            'center': center, 'scale': scale, 'score': np.float64(self.boxes.score[index]),
-            'record': np.int64(self.boxes.record[index]),
-            'annotation_id': np.int64(self.boxes.annotation_id[index]), 'valid': True}
+    height, width = self.image_size
+    center, scale, matrix = transforms.box_crop(self.crops.box[index], (width, height))
+    cropped = {}  # a frame repeated (clipped at the video's ends) is cropped once
+    for f in self.crops.frames[index]:
+      if f not in cropped:
+        cropped[f] = transforms.warp_image(self.frame(int(f)), matrix, (width, height))
+    example = {'frames': np.stack([cropped[f] for f in self.crops.frames[index]]),
+               'center': center, 'scale': scale}
+    if self.crops.keypoints is not None:
+      moved = transforms.transform_keypoints(self.crops.keypoints[index], matrix)
+      example['heatmaps'], _ = codec.encode(moved, (width, height),
+                                            codec.heatmap_size((width, height)), self.sigma)
+    return example
 
 
-def evaluation_dataset(records: Sequence[dict], table: FrameTable, boxes: Boxes,
-                       config: EvalInput) -> grain.IterDataset:
-  """Every box once, in order, this process's stride of them; the last batch padded
-  ('valid' False). Batches [num_devices, batch / num_devices, ...]; 'frames' is
-  [.., T, H, W, 3] uint8 RGB with T = len(deltas)."""
-  if config.batch % config.num_devices:
-    raise ValueError(f'the evaluation batch ({config.batch}) must divide evenly over '
-                     f'{config.num_devices} devices')
-  mine = np.arange(config.process_index, len(boxes.record), config.process_count)
-  padded = -(-max(len(mine), 1) // config.batch) * config.batch
-  indices = np.concatenate([mine, np.full(padded - len(mine), len(boxes.record))])
+def box_crops(table: FrameTable, boxes: Boxes, deltas: Sequence[int]) -> Crops:
+  """Each box in its frame and the frames `deltas` away (pairs.neighbours: clipped to the
+  video, a frame not stored falls back to the box's own)."""
+  return Crops(boxes.box, neighbours(table, boxes.record, deltas))
+
+
+def propagation_crops(records: Sequence[dict], items: np.ndarray) -> Crops:
+  """For propagation_items: the kept person's box in its source frame and in the target frame
+  (frames [M, 2] = source, target), with its keypoints for the Gaussians that are warped."""
+  records = crop_records(records)
+  box, keypoints = [], []
+  for _, src, person in items:
+    record = records[int(src)]
+    box.append(person_box(record, int(person)))
+    keypoints.append(np.asarray(record['people']['keypoints'][int(person)], np.float64))
+  shape = (len(items), NUM_JOINTS, 3)
+  return Crops(np.asarray(box, np.float64).reshape(-1, 4), items[:, [1, 0]].astype(np.int64),
+               np.asarray(keypoints, np.float64).reshape(shape))
+
+
+def propagation_stream(records: Sequence[dict], items: np.ndarray, image_size: tuple[int, int],
+                       batch: int, sigma: float) -> grain.IterDataset:
+  """The crop stream of propagation_items: per item the kept person's box in the source and the
+  target frame, with its ground-truth Gaussians (sigma: the maps the head learned to move)."""
+  return crop_stream(record_frames(records), propagation_crops(records, items), image_size,
+                     batch, sigma)
+
+
+def record_frames(records: Sequence[dict]) -> Callable[[int], np.ndarray]:
+  """Record index -> its decoded frame, read through the lean records."""
+  lean = crop_records(records)
+  return lambda r: decode_rgb(lean[r]['image'])
+
+
+def crop_stream(frame: Callable[[int], np.ndarray], crops: Crops, image_size: tuple[int, int],
+                batch: int, sigma: float = 3.0,
+                read_threads: int | None = None) -> grain.IterDataset:
+  """CropExamples of every crop once, in order, in batches of `batch` (the last one shorter):
+  {'frames' [B, T, H, W, 3] uint8, 'center' [B, 2], 'scale' [B, 2], ('heatmaps' [B, h, w, J])}.
+  Padding to a fixed batch is the predictor's (predictor.py), which knows the devices."""
   keep_freed_memory()
-  examples = EvalExamples(crop_records(records), table, boxes, config)
-  dataset = (grain.MapDataset.source(indices.tolist()).map(examples)
-             .batch(config.batch)
-             .map(functools.partial(_for_devices, num_devices=config.num_devices)))
-  return dataset.to_iter_dataset(_read_options(config.read_threads))
+  examples = CropExamples(frame, crops, image_size, sigma)
+  dataset = grain.MapDataset.range(len(crops)).map(examples).batch(batch)
+  return dataset.to_iter_dataset(_read_options(read_threads))

@@ -64,7 +64,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from posewarper_jax.data import keypoints as kp
+from tfds_posetrack.posetrack18 import keypoints as kp
 
 SPLITS = ('train', 'val', 'test')
 LABELED_RUN = 30  # train videos label this many consecutive middle frames

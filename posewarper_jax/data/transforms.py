@@ -1,6 +1,8 @@
-"""Top-down crops, augmentation and targets with HRNet's conventions (NumPy + OpenCV).
+"""Top-down crops and augmentation with HRNet's conventions (NumPy + OpenCV); the targets are
+the heatmap codec's (codec.py).
 
-The facts are in POSEWARPER_SPEC.md section 2.3; joint names and flip pairs in keypoints.py.
+The facts are in POSEWARPER_SPEC.md section 2.3; joint names and flip pairs in the dataset
+package (tfds_posetrack/posetrack18/keypoints.py).
 Conventions:
 - A box is [x, y, w, h] in pixels. A crop is (center [2], scale [2]), scale in units of
   PIXEL_STD = 200 pixels, (w, h) padded to the crop's aspect ratio. Only scale[0] sets the
@@ -19,7 +21,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from posewarper_jax.data.keypoints import (
+from tfds_posetrack.posetrack18.keypoints import (
     LOWER_BODY_JOINTS,
     UPPER_BODY_JOINTS,
     flip_permutation,
@@ -173,36 +175,11 @@ def sample_augmentation(rng: np.random.Generator, box, keypoints: np.ndarray,
   return Augmentation(center, scale, rotation, flip)
 
 
-def gaussian_targets(keypoints: np.ndarray, image_size: tuple[int, int],
-                     heatmap_size: tuple[int, int], sigma: float = 3.0):
-  """HRNet's targets: (heatmaps [h, w, J] float32, weights [J] float32).
+def normalize(frames_uint8, dtype=np.float32):
+  """[..., 3] RGB uint8 -> ImageNet-normalized `dtype` (spec 2.3), computed in float32.
 
-  keypoints are in crop pixels (image_size = (w, h)). Joint j peaks at the heatmap pixel
-  (int(x / stride + 0.5), int(y / stride + 0.5)) with an unnormalized Gaussian of std sigma,
-  cut to a window of radius 3 sigma. Weight 0 for an unannotated joint and for one whose
-  window lies wholly outside the heatmap.
+  Written with array methods only, so it runs on NumPy arrays and, traced, on the device: the
+  train step and the predictor normalize there (a quarter of the bytes cross to the device).
   """
-  w, h = heatmap_size
-  stride = np.asarray(image_size, np.float64) / np.asarray(heatmap_size, np.float64)
-  radius = sigma * 3
-  # int() truncates toward zero, as the release does (it matters for joints left of the crop).
-  mu = np.trunc(keypoints[:, :2] / stride + 0.5)
-  upper_left = np.trunc(mu - radius)
-  lower_right = np.trunc(mu + radius + 1)
-  weights = (keypoints[:, 2] > 0).astype(np.float32)
-  outside = ((upper_left[:, 0] >= w) | (upper_left[:, 1] >= h) | (lower_right[:, 0] < 0)
-             | (lower_right[:, 1] < 0))
-  weights[outside] = 0.0
-  dx = np.arange(w)[:, None] - mu[:, 0]              # [w, J]
-  dy = np.arange(h)[:, None] - mu[:, 1]              # [h, J]
-  gx = np.where(np.abs(dx) <= radius, np.exp(-dx**2 / (2 * sigma**2)), 0.0)
-  gy = np.where(np.abs(dy) <= radius, np.exp(-dy**2 / (2 * sigma**2)), 0.0)
-  gy *= weights > 0
-  # The separable window's outer product, written straight into the [h, w, J] layout.
-  heatmaps = np.multiply(gy[:, None, :], gx[None, :, :], dtype=np.float32)
-  return heatmaps, weights
-
-
-def normalize(image_rgb_uint8: np.ndarray) -> np.ndarray:
-  """[H, W, 3] RGB uint8 -> float32, ImageNet mean and std (spec 2.3)."""
-  return (image_rgb_uint8.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+  x = frames_uint8.astype(np.float32) / 255.0
+  return ((x - IMAGENET_MEAN) / IMAGENET_STD).astype(dtype)

@@ -50,8 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from posewarper_jax.data.keypoints import JOINT_INDEX, NUM_JOINTS
 from tfds_posetrack.posetrack18.annotations import ignore_polygons
+from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS
 
 # poseval's 15 joints, in its order; 'neck' is PoseTrack 2018's head_bottom.
 POSEVAL_JOINTS: tuple[str, ...] = (

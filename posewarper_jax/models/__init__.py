@@ -17,6 +17,7 @@ from posewarper_jax.models.posewarper import (
     WarpingHead,
     num_params,
 )
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 __all__ = ['AGGREGATION_DELTAS', 'AGGREGATION_WEIGHTS', 'HRNet', 'PoseWarper', 'WarpingHead',
            'build_posewarper', 'create_model', 'init_variables', 'num_params']
@@ -51,7 +52,7 @@ def _kwargs(cls: type, section: Mapping[str, Any], where: str) -> dict[str, Any]
 
 
 def build_posewarper(backbone: Mapping[str, Any], head: Mapping[str, Any], *,
-                     num_joints: int = 17, dtype: Any = jnp.float32,
+                     num_joints: int = NUM_JOINTS, dtype: Any = jnp.float32,
                      bn_axis_name: str | None = None, where: str = 'model') -> PoseWarper:
   """PoseWarper from plain dicts of HRNet and WarpingHead fields (see configs/posewarper.py)."""
   if not isinstance(num_joints, int) or num_joints <= 0:
@@ -74,7 +75,7 @@ def create_model(config, *, bn_axis_name: str | None = None) -> PoseWarper:
     raise ValueError(f'config.model.dtype must be one of {", ".join(DTYPES)}, '
                      f'got {model.dtype!r}')
   return build_posewarper(model.backbone.to_dict(), model.head.to_dict(),
-                          num_joints=model.num_joints, dtype=DTYPES[model.dtype],
+                          dtype=DTYPES[model.dtype],
                           bn_axis_name=bn_axis_name, where='config.model')
 
 

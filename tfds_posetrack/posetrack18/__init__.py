@@ -4,6 +4,7 @@
 """
 
 from tfds_posetrack.posetrack18.pairs import (
+    PROPAGATION_DISTANCE,
     FrameTable,
     labeled_records,
     longest_labeled_run,
@@ -12,12 +13,14 @@ from tfds_posetrack.posetrack18.pairs import (
     training_pairs,
 )
 from tfds_posetrack.posetrack18.posetrack18_dataset_builder import (
+    SPLITS,
     Builder,
     PoseTrack18Config,
     make_config,
     prepare,
+    split_directory,
 )
 
-__all__ = ['Builder', 'FrameTable', 'PoseTrack18Config', 'labeled_records',
-           'longest_labeled_run', 'make_config', 'neighbours', 'prepare', 'propagation_protocol',
-           'training_pairs']
+__all__ = ['PROPAGATION_DISTANCE', 'SPLITS', 'Builder', 'FrameTable', 'PoseTrack18Config',
+           'labeled_records', 'longest_labeled_run', 'make_config', 'neighbours', 'prepare',
+           'propagation_protocol', 'split_directory', 'training_pairs']

@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from posewarper_jax.data.keypoints import NUM_JOINTS
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 _FRAME_FILE = re.compile(r'(\d+)\.jpg$')
 _REQUIRED_IMAGE_FIELDS = ('file_name', 'id', 'is_labeled', 'nframes')

@@ -3,11 +3,11 @@
 TFDS's data source turns every feature of a record into NumPy through its Python-level feature
 connectors: about 0.3 ms a record, two records a pair, a sixth of what the training stream spent
 besides decoding JPEGs. The stream needs the JPEG bytes, the frame size and the people's
-keypoints and boxes; parsing the Example proto and converting only those takes about 0.1 ms
-(docs/benchmarks.md, input pipeline).
+keypoints and boxes (evaluation also the image id); parsing the Example proto and converting
+only those takes about 0.1 ms (docs/benchmarks.md, input pipeline).
 
     records = LeanRecords(builder.as_data_source('train'))
-    record = records[i]   # {'image': bytes, 'width': int, 'height': int,
+    record = records[i]   # {'image': bytes, 'image_id': int, 'width': int, 'height': int,
                           #  'people': {'keypoints': [P, J, 3] float64, 'bbox': [P, 4] float64,
                           #             'has_bbox': [P] bool}}
 
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from tensorflow_datasets.proto import tf_example_pb2
 
-from posewarper_jax.data.keypoints import NUM_JOINTS
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 
 class LeanRecords:
@@ -49,6 +49,7 @@ class LeanRecords:
         'has_bbox': np.asarray(feature['people/has_bbox'].int64_list.value, np.bool_),
     }
     return {'image': feature['image'].bytes_list.value[0],
+            'image_id': np.int64(feature['image_id'].int64_list.value[0]),
             'width': np.int32(feature['width'].int64_list.value[0]),
             'height': np.int32(feature['height'].int64_list.value[0]),
             'people': people}

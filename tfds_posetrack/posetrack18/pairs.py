@@ -22,6 +22,8 @@ import numpy as np
 
 # Frame files are named with six digits.
 _FRAME_LIMIT = 10**6
+# Spec 3's propagation: every frame of a labeled run is at most this far from a kept label.
+PROPAGATION_DISTANCE = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +131,8 @@ def longest_labeled_run(table: FrameTable, video: int) -> np.ndarray:
   return max(np.split(records, breaks), key=len)  # max() keeps the first of equal runs
 
 
-def propagation_protocol(table: FrameTable, max_distance: int = 3) -> np.ndarray:
+def propagation_protocol(table: FrameTable,
+                         max_distance: int = PROPAGATION_DISTANCE) -> np.ndarray:
   """Spec 3's propagation protocol: int64 [Q, 3] (target record, source record, delta).
 
   In each video's longest run of consecutive labeled frames (the first on ties), run position 3

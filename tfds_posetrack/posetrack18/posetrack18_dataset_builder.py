@@ -32,11 +32,20 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from posewarper_jax.data.keypoints import NUM_JOINTS
 from tfds_posetrack.posetrack18.annotations import Frame, read_video
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
-# Directory names of the official layout -> TFDS split names.
+# Directory names of the official layout -> TFDS split names (the one place for both).
 SPLITS = {'train': 'train', 'val': 'validation', 'test': 'test'}
+
+
+def split_directory(split: str, field: str = 'split') -> str:
+  """The official folder (annotations/<folder>, images/<folder>) of a TFDS split name
+  ('validation' -> 'val'); a ValueError naming `field` for another name."""
+  folders = {name: folder for folder, name in SPLITS.items()}
+  if split not in folders:
+    raise ValueError(f'{field} must be one of {", ".join(folders)}, got {split!r}')
+  return folders[split]
 _JPEG_START, _JPEG_END = b'\xff\xd8', b'\xff\xd9'
 # What a build reports per split (info.metadata['skipped']), zeros included.
 REPORTED_COUNTS = ('frames_stored', 'frames_missing', 'frames_corrupt', 'frames_beyond_max_gap',

@@ -1,13 +1,11 @@
-"""From heatmaps to PoseTrack 2018 prediction files (POSEWARPER_SPEC.md section 3).
+"""Poses as PoseTrack 2018 prediction files, and what HRNet does to them before writing.
 
-    xy, peak = decode(heatmaps, center, scale)            # frame pixels, [N, J, 2] and [N, J]
-    heatmaps = flip_back(model_output_on_flipped_crops)   # for the flip test
+    keep = nms_per_frame(image_ids, xy, scores, areas, 0.9)   # HRNet's OKS-NMS
+    xy, scores = neck_from_shoulders(xy, scores)              # the release's "neck"
     write_predictions(out_dir, gt_dir, image_ids, xy, scores)
 
-Decoding is HRNet's (and the release's): the argmax of each joint's heatmap, moved a quarter
-pixel toward the larger neighbour in x and y separately when the peak is at least two pixels
-inside the map, then mapped back through the inverse of the crop's affine transform. A joint's
-score is its peak value, times the box score for detector boxes.
+Poses come from the heatmap codec (codec.decode, frame pixels); a joint's score is its peak
+value, times the box score for detector boxes (POSEWARPER_SPEC.md section 3).
 """
 
 from __future__ import annotations
@@ -17,54 +15,9 @@ import json
 import pathlib
 from collections.abc import Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
-from posewarper_jax.data import transforms
-from posewarper_jax.data.keypoints import (
-  JOINT_INDEX,
-  NUM_JOINTS,
-  OKS_SIGMAS,
-  categories,
-  flip_permutation,
-)
-
-
-def decode(heatmaps: np.ndarray, center: np.ndarray, scale: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
-  """heatmaps [N, h, w, J], crops' center [N, 2] and scale [N, 2] -> (xy [N, J, 2] in frame
-  pixels, peak [N, J]). A map whose peak is not positive decodes to the crop's (0, 0) corner
-  mapped back, as HRNet's get_final_preds does."""
-  heatmaps = np.asarray(heatmaps, np.float32)
-  n, h, w, joints = heatmaps.shape
-  flat = heatmaps.transpose(0, 3, 1, 2).reshape(n, joints, h * w)
-  index = np.argmax(flat, axis=2)
-  peak = np.take_along_axis(flat, index[..., None], axis=2)[..., 0]
-  x, y = (index % w).astype(np.float64), (index // w).astype(np.float64)
-  x, y = np.where(peak > 0, x, 0.0), np.where(peak > 0, y, 0.0)
-  # The quarter-pixel shift, where HRNet applies it: 1 < px < w - 1 and 1 < py < h - 1.
-  px, py = np.floor(x + 0.5).astype(np.int64), np.floor(y + 0.5).astype(np.int64)
-  inside = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
-  maps = heatmaps.transpose(0, 3, 1, 2)                     # [N, J, h, w]
-  nn_, jj = np.meshgrid(np.arange(n), np.arange(joints), indexing='ij')
-  cx, cy = np.clip(px, 1, w - 2), np.clip(py, 1, h - 2)
-  dx = maps[nn_, jj, cy, cx + 1] - maps[nn_, jj, cy, cx - 1]
-  dy = maps[nn_, jj, cy + 1, cx] - maps[nn_, jj, cy - 1, cx]
-  x = x + np.where(inside, 0.25 * np.sign(dx), 0.0)
-  y = y + np.where(inside, 0.25 * np.sign(dy), 0.0)
-  xy = np.empty((n, joints, 2))
-  for i in range(n):
-    back = transforms.crop_transform(center[i], scale[i], 0.0, (w, h), inverse=True)
-    xy[i] = transforms.transform_points(np.stack([x[i], y[i]], -1), back)
-  return xy, peak.astype(np.float64)
-
-
-def flip_back(heatmaps):
-  """Heatmaps [N, h, w, J] of horizontally flipped crops -> those of the original crops: mirror,
-  swap left and right joints, and shift one pixel right, as HRNet's flip test does (its
-  SHIFT_HEATMAP: the mirrored map is off by one pixel). Works on NumPy and JAX arrays (jit)."""
-  back = jnp.asarray(heatmaps)[:, :, ::-1][..., list(flip_permutation())]
-  return jnp.concatenate([back[:, :, :1], back[:, :, :-1]], axis=2)
+from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS, OKS_SIGMAS, categories
 
 
 def oks_nms(xy: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float = 0.9,

@@ -1,0 +1,84 @@
+"""The project's charts, drawn with matplotlib: researchers read and restyle its figures.
+
+    plots.propagation(results, ['1', '2', '3'], out / 'propagation.png')
+
+Each chart is written as a PNG and, beside it under the same stem, a CSV of exactly the numbers
+it shows, so a figure can be re-plotted or checked without reading pixels. Figures are built with
+matplotlib's object API (Figure + the Agg canvas), never pyplot: no GUI backend is needed, no
+global figure registry fills up, and the figure is freed with its last reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import pathlib
+from collections.abc import Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+# A fixed size and resolution, so the same results give the same PNG: 640 x 420 pixels.
+SIZE_INCHES = (6.4, 4.2)
+DPI = 100
+
+# The propagation rows keep their colours in every figure (the hues the OpenCV plot used).
+ROW_COLOURS = {'PoseWarper': '#1e5ac8', 'copy': '#c82828', 'single frame': '#3ca03c'}
+# Other rows, in order of appearance: colours unlike the three above, cycled.
+OTHER_COLOURS = ('tab:orange', 'tab:purple', 'tab:brown', 'tab:pink', 'tab:olive', 'tab:cyan',
+                 'tab:gray')
+
+
+def row_colours(rows: Sequence[str]) -> dict[str, str]:
+  """A matplotlib colour per row name: ROW_COLOURS for the known ones, OTHER_COLOURS in turn
+  for the rest (so two unknown rows of one figure differ)."""
+  others = [row for row in rows if row not in ROW_COLOURS]
+  return {row: ROW_COLOURS.get(row) or OTHER_COLOURS[others.index(row) % len(OTHER_COLOURS)]
+          for row in rows}
+
+
+def propagation(results: dict[str, dict[str, float]], distances: Sequence[str],
+                path: pathlib.Path) -> None:
+  """Total mAP (0-100) against |delta|, one line with markers per row, as a PNG at `path`.
+
+  results: row name ('PoseWarper', 'copy', 'single frame', ...) -> {distance: Total mAP}, as
+    propagate.propagate returns it; keys other than `distances` (such as 'all') are not drawn.
+  distances: the x axis, in order, labeled as given (e.g. ['1', '2', '3']).
+
+  A NaN (poseval's mAP of a subset without ground truth for some joint) is left out: a gap in
+  its line. The parent folder is created. Beside the PNG, `<path stem>.csv` holds what the PNG
+  shows: a header `row,<d1>,<d2>,...`, then one line per row in the order of `results`, each
+  mAP with one decimal, an empty cell for a NaN.
+  """
+  path = pathlib.Path(path)
+  rows = list(results)
+  values = {row: [float(results[row][d]) for d in distances] for row in rows}
+  colours = row_colours(rows)
+
+  figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout='constrained')
+  canvas = FigureCanvasAgg(figure)
+  axes = figure.add_subplot()
+  x = range(len(distances))
+  for row in rows:
+    # matplotlib breaks a line at a NaN and draws no marker there; an inf is a gap too.
+    y = [v if math.isfinite(v) else math.nan for v in values[row]]
+    axes.plot(x, y, marker='o', linewidth=2, color=colours[row], label=row)
+  axes.set_xticks(x, list(distances))
+  axes.set_xlim(-0.5, max(len(distances), 1) - 0.5)
+  axes.set_ylim(0, 100)
+  axes.set_xlabel('|delta| (frames from the labeled frame)')
+  axes.set_ylabel('Total mAP')
+  axes.grid(True, alpha=0.4)
+  axes.set_axisbelow(True)
+  if rows:
+    axes.legend(loc='best')
+
+  path.parent.mkdir(parents=True, exist_ok=True)
+  # print_png, not figure.savefig: savefig takes its dpi and bounding box from the user's
+  # matplotlibrc (savefig.bbox: tight would change the size); this writes the figure as built.
+  canvas.print_png(path)
+  with path.with_suffix('.csv').open('w', newline='') as f:
+    writer = csv.writer(f, lineterminator='\n')
+    writer.writerow(['row', *distances])
+    for row in rows:
+      writer.writerow([row, *(f'{v:.1f}' if math.isfinite(v) else '' for v in values[row])])
