@@ -1,15 +1,18 @@
-"""run.py --mode=augment: training labels propagated by PoseWarper (spec 3, the paper's
-"enlarging the training set").
+"""run.py --mode=augment: the training set enlarged with poses PoseWarper propagates, as the
+release's augmentation experiment runs it (spec 7, "data augmentation with propagated poses").
 
     root = augment(config, workdir)   # <workdir>/augment/posetrack18
 
-The training split is made sparse by the propagation protocol (in each video's longest labeled
-run, frame 4 and every 7th keep their labels), and every other frame of the run, |delta| <= 3
-from its nearest kept frame, gets the kept people's poses propagated by the trained PoseWarper:
-joints kept where x > 0, y > 0 and the warped peak > 0.2, the box copied. The result is a
-PoseTrack18 directory in the official layout (images linked, the validation annotations
-linked unchanged, new train annotation files) that the `augmented` config variant retrains the
-single-frame network on:
+The labels kept are the run's sparse subset (config.data.labeled_videos and
+labeled_frames_per_video: the same frames both of its stages trained on, so nothing in the
+experiment has seen another label). Every kept pose is propagated by the run's PoseWarper to each
+of the six frames at delta -3 .. -1, +1 .. +3 of its video that are stored and not kept
+themselves (pairs.augmentation_targets; a frame near two kept frames gets the poses of both); a
+joint is kept where x > 0, y > 0 and the warped peak > 0.2, else written as (0, 0, 0); the
+person keeps its source box. The result is a PoseTrack18 directory in the official layout
+(images linked, the other splits' annotations linked unchanged, new train annotation files:
+the kept labels and the propagated ones, every other label dropped) that the `augmented`
+config variant retrains the single-frame network on, from COCO with the release's settings:
 
     python run.py --config=configs/posewarper.py:augmented --workdir=runs/augmented \\
         --config.data.root=<workdir>/augment/posetrack18
@@ -27,8 +30,12 @@ import numpy as np
 from posewarper_jax import checkpoints, predictor
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import image_ids_of, propagation_items, propagation_stream
-from tfds_posetrack.posetrack18 import SPLITS, propagation_protocol
-from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
+from tfds_posetrack.posetrack18 import (
+  PROPAGATION_DISTANCE,
+  SPLITS,
+  augmentation_targets,
+  sparse_labels,
+)
 
 MIN_PEAK = 0.2
 
@@ -40,31 +47,41 @@ def _link(target: pathlib.Path, link: pathlib.Path) -> None:
   os.symlink(target.resolve(), link)
 
 
+def propagated_keypoints(xy: np.ndarray, peak: np.ndarray) -> np.ndarray:
+  """Propagated poses as annotations: [M, 17, 3] (x, y, 1) where x > 0, y > 0 and the warped
+  peak > MIN_PEAK, (0, 0, 0) elsewhere (the release's filter). xy [M, 17, 2], peak [M, 17]."""
+  keep = (xy[..., 0] > 0) & (xy[..., 1] > 0) & (peak > MIN_PEAK)
+  return np.where(keep[..., None], np.concatenate([xy, np.ones((*xy.shape[:2], 1))], -1), 0.0)
+
+
 def augment(config, workdir: str | pathlib.Path) -> pathlib.Path:
   """Writes the enlarged training set; returns its root."""
   workdir = pathlib.Path(workdir)
   root = source.dataset_root(config, workdir)
   records, table = source.open_split(config, workdir, 'train')
-  protocol = propagation_protocol(table)
-  if not len(protocol):
-    raise ValueError(f'the train split of {root} has no labeled run to propagate through')
-  items = propagation_items(records, protocol)
+  table = sparse_labels(table, config.data.labeled_videos, config.data.labeled_frames_per_video,
+                        config.seed)
+  targets = augmentation_targets(table)
+  if not len(targets):
+    raise ValueError(f'the train split of {root} has no stored unlabeled frame within '
+                     f'{PROPAGATION_DISTANCE} of a kept label to propagate to')
+  items = propagation_items(records, targets)
   network = checkpoints.load_network(config, workdir, needs_head='propagation')
-  print(f'augment: {network.checkpoint.describe()} propagates {len(items)} people onto '
-        f'{int((protocol[:, 2] != 0).sum())} frames of the train split', flush=True)
+  kept_records = np.flatnonzero(table.is_labeled)
+  print(f'augment: {network.checkpoint.describe()} propagates the {len(items)} people of '
+        f'{len(kept_records)} kept frames onto {len(np.unique(targets[:, 0]))} frames of the '
+        'train split', flush=True)
   stream = propagation_stream(records, items, tuple(config.image_size), config.eval.batch,
                               config.sigma)
   xy, peak = predictor.propagate_poses(predictor.Predictor(config, network.variables), stream)
-  keep = (xy[..., 0] > 0) & (xy[..., 1] > 0) & (peak > MIN_PEAK)
+  keypoints = propagated_keypoints(xy, peak)
 
-  kept_ids = set(image_ids_of(records, protocol[protocol[:, 2] == 0, 0]).tolist())
+  kept_ids = set(image_ids_of(records, kept_records).tolist())
   target_ids = image_ids_of(records, items[:, 0])
   new_people: dict[int, list[dict]] = {}
   for k, (_, src, person) in enumerate(items):
     people = records[int(src)]['people']
-    keypoints = np.where(keep[k][:, None], np.concatenate([xy[k], np.ones((NUM_JOINTS, 1))], 1),
-                         0.0)
-    annotation = {'keypoints': keypoints.ravel().tolist(), 'scores': [],
+    annotation = {'keypoints': keypoints[k].ravel().tolist(), 'scores': [],
                   'track_id': int(people['track_id'][person]), 'category_id': 1,
                   'bbox_head': np.asarray(people['bbox_head'][person]).tolist()}
     if people['has_bbox'][person]:
@@ -101,7 +118,7 @@ def augment(config, workdir: str | pathlib.Path) -> pathlib.Path:
     data['annotations'] = annotations
     (train_out / gt_path.name).write_text(json.dumps(data))
   print(f'augment: {counts["kept labels"]} kept labels, {counts["propagated people"]} '
-        f'propagated people, {counts["dropped labels"]} labels dropped (the sparse protocol) '
+        f'propagated people, {counts["dropped labels"]} labels dropped (outside the subset) '
         f'in {out}', flush=True)
   print('augment: retrain the single-frame network on it with\n  python run.py '
         '--config=configs/posewarper.py:augmented --workdir=<new dir> '

@@ -14,6 +14,8 @@ import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tfds_posetrack.posetrack18.pairs import check_sparse_labels
+
 # Fields of config.model that change how a network computes, not what it is: a checkpoint
 # loads whatever they are.
 COMPUTE_ONLY = ('model.dtype', 'model.head.remat')
@@ -111,6 +113,7 @@ def check_training(config) -> None:
                      f'config.data.stored_gap ({config.data.stored_gap}), the frame gap the '
                      'dataset is built with: raise stored_gap too (a rebuild) or lower max_gap')
   _integer(config, 'data.num_workers', 0)
+  check_sparse_labels(config.data.labeled_videos, config.data.labeled_frames_per_video)
 
 
 def _image_size(config) -> None:

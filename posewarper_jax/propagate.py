@@ -2,10 +2,13 @@
 
     results = propagate(config, workdir)
 
-In each video's longest run of consecutive labeled frames, frame 4 and every 7th after it keep
-their labels (pairs.propagation_protocol); every other frame of the run gets poses from its
-nearest kept frame, |delta| <= 3 frames away. Three rows, scored with the official mAP on the
-frames that lost their labels, per |delta| and over all of them:
+In each video's longest run of consecutive labeled frames (runs of three frames or fewer left
+out, as the release does), frame 4 and every 7th after it keep their labels
+(pairs.propagation_protocol); every other frame of the run gets poses from its nearest kept
+frame, |delta| <= 3 frames away, and the kept frames their own warped with d = 0. Three rows,
+scored with the official mAP against ground truth restricted to the frames of each column: every
+frame of the runs, kept ones included (the release's score, spec 7), the frames that lost their
+labels per |delta|, and all of those together:
 
 - PoseWarper: each kept person's ground-truth Gaussian heatmaps, in its box's crop, warped to
   the target frame by the head (offsets from H_target - H_source, the same box cropped from both
@@ -39,7 +42,12 @@ from posewarper_jax.data.pipeline import (
   propagation_stream,
 )
 from posewarper_jax.metrics import posetrack_map
-from tfds_posetrack.posetrack18 import PROPAGATION_DISTANCE, propagation_protocol, split_directory
+from tfds_posetrack.posetrack18 import (
+  PROPAGATION_DISTANCE,
+  PROPAGATION_MIN_RUN,
+  propagation_protocol,
+  split_directory,
+)
 
 ROWS = ('PoseWarper', 'copy', 'single frame')
 
@@ -65,18 +73,20 @@ def _subset(gt_dir: pathlib.Path, out: pathlib.Path, image_ids: set[int]) -> pat
 
 
 def propagate(config, workdir: str | pathlib.Path) -> dict[str, dict[str, float]]:
-  """Runs the protocol; returns row -> {'1', '2', '3', 'all'} -> Total mAP (and writes files)."""
+  """Runs the protocol; returns row -> {'1', '2', '3', 'all', 'runs'} -> Total mAP (and writes
+  files): per |delta|, over all moved frames, and over every frame of the runs."""
   workdir = pathlib.Path(workdir)
   split = split_directory(config.eval.split, 'config.eval.split')
   records, table = source.open_split(config, workdir, config.eval.split)
-  protocol = propagation_protocol(table)
-  items = propagation_items(records, protocol)
+  protocol = propagation_protocol(table, min_run=PROPAGATION_MIN_RUN)
+  items = propagation_items(records, protocol, kept=True)
   if not len(items):
-    raise ValueError(f'the {config.eval.split} split has no labeled run to propagate through')
+    raise ValueError(f'the {config.eval.split} split has no labeled run of '
+                     f'{PROPAGATION_MIN_RUN} frames or more to propagate through')
   network = checkpoints.load_network(config, workdir, needs_head='propagation')
   path = network.checkpoint.describe()
-  print(f'propagate: {path}, {len(items)} people onto '
-        f'{int((protocol[:, 2] != 0).sum())} frames of the {config.eval.split} split',
+  print(f'propagate: {path}, {len(items)} people onto the {len(protocol)} frames of the runs '
+        f'({int((protocol[:, 2] != 0).sum())} moved) of the {config.eval.split} split',
         flush=True)
 
   network_predictor = predictor.Predictor(config, network.variables)
@@ -85,10 +95,8 @@ def propagate(config, workdir: str | pathlib.Path) -> dict[str, dict[str, float]
                               config.sigma)
   poses = {'PoseWarper': predictor.propagate_poses(network_predictor, stream),
            'copy': _copied(records, items)}
-  moved = protocol[protocol[:, 2] != 0]
-  targets = np.unique(moved[:, 0])
   boxes = ground_truth_boxes(records, table)
-  chosen = np.isin(boxes.record, targets)
+  chosen = np.isin(boxes.record, protocol[:, 0])
   boxes = Boxes(boxes.record[chosen], boxes.box[chosen], boxes.score[chosen],
                 boxes.annotation_id[chosen])
   single = predictor.poses_in_boxes(network_predictor, config, records, table, boxes,
@@ -98,11 +106,13 @@ def propagate(config, workdir: str | pathlib.Path) -> dict[str, dict[str, float]
 
   gt_dir = source.dataset_root(config, workdir) / 'annotations' / split
   out = workdir / 'propagate' / split
-  frame_ids = image_ids_of(records, moved[:, 0])
-  distance = np.abs(moved[:, 2])
+  frame_ids = image_ids_of(records, protocol[:, 0])
+  distance = np.abs(protocol[:, 2])
   groups = {str(d): set(frame_ids[distance == d].tolist())
             for d in range(1, PROPAGATION_DISTANCE + 1)}
-  groups['all'] = set(frame_ids.tolist())
+  groups['all'] = set(frame_ids[distance > 0].tolist())
+  # The release's score (spec 7): every frame of the runs, the kept ones included.
+  groups['runs'] = set(frame_ids.tolist())
   results: dict[str, dict[str, float]] = {row: {} for row in ROWS}
   full: dict[str, dict] = {}
   if jax.process_index() != 0:
@@ -118,7 +128,8 @@ def propagate(config, workdir: str | pathlib.Path) -> dict[str, dict[str, float]
   (out / 'results.json').write_text(json.dumps({'total': results, 'full': full}, indent=1))
   table_md = results_table(results, list(subsets))
   (out / 'results.md').write_text(table_md + '\n')
-  plots.propagation(results, [n for n in subsets if n != 'all'], out / 'propagation.png')
+  plots.propagation(results, [n for n in subsets if n not in ('all', 'runs')],
+                    out / 'propagation.png')
   print(table_md, flush=True)
   print(f'propagate: predictions, tables and propagation.png in {out}', flush=True)
   return results
@@ -130,8 +141,8 @@ def delta_column(distance: str) -> str:
 
 
 def results_table(results: dict[str, dict[str, float]], columns: Sequence[str]) -> str:
-  header = ['mAP (Total)'] + [delta_column(c) if c != 'all' else 'all moved frames'
-                              for c in columns]
+  names = {'all': 'all moved frames', 'runs': 'every frame of the runs'}
+  header = ['mAP (Total)'] + [names.get(c) or delta_column(c) for c in columns]
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for row, values in results.items():
     lines.append(f'| {row} | ' + ' | '.join(f'{values[c]:.1f}' for c in columns) + ' |')

@@ -44,6 +44,7 @@ from posewarper_jax import checkpoints, config_checks, logs, paths
 from posewarper_jax.data import source, transforms
 from posewarper_jax.data.pipeline import TrainingInput, epoch_size, training_dataset
 from posewarper_jax.models import PoseWarper, create_model, init_variables
+from tfds_posetrack.posetrack18 import FrameTable, sparse_labels
 
 AXIS = 'batch'
 TRAINABLE = checkpoints.TRAINABLE  # the parameter group each stage trains
@@ -311,6 +312,20 @@ def _stage_settings(config, stage: int):
   return settings
 
 
+def _training_labels(config, table: FrameTable, stage: int) -> FrameTable:
+  """The train split's labels that this run may train on (config.data.labeled_videos and
+  labeled_frames_per_video, spec 7), counted on the console."""
+  table = sparse_labels(table, config.data.labeled_videos, config.data.labeled_frames_per_video,
+                        config.seed)
+  labeled = table.is_labeled
+  print(f'stage {stage}: training labels: {len(np.unique(table.video[labeled]))} of '
+        f'{len(table.video_names)} videos, {int(labeled.sum())} labeled frames, '
+        f'{int(table.people[labeled].sum())} people (config.data.labeled_videos='
+        f'{config.data.labeled_videos}, labeled_frames_per_video='
+        f'{config.data.labeled_frames_per_video})', flush=True)
+  return table
+
+
 def _input_config(config, stage: int) -> TrainingInput:
   settings = config[f'stage{stage}']
   return TrainingInput(
@@ -344,6 +359,7 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
   settings = _stage_settings(config, stage)
   stage_dir = checkpoints.stage_dir(workdir, stage)
   records, table = source.open_split(config, workdir, 'train')
+  table = _training_labels(config, table, stage)
   input_config = _input_config(config, stage)
   pairs_per_epoch = epoch_size(table, input_config)
   steps_per_epoch = pairs_per_epoch // settings.global_batch

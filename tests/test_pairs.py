@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from tfds_posetrack.posetrack18.pairs import (
+    PROPAGATION_MIN_RUN,
     FrameTable,
     neighbours,
     propagation_protocol,
+    sparse_labels,
     training_pairs,
 )
 
@@ -124,3 +126,64 @@ def test_propagation_protocol_short_runs_and_ties():
   tie = rows[table.video[rows[:, 0]] == 2]
   by_target = dict(zip(table.frame_index[tie[:, 0]], table.frame_index[tie[:, 1]], strict=True))
   assert by_target == {0: 3, 1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 7, 7: 7}
+  # The release's experiment leaves out runs of three frames or fewer; four are kept.
+  table = _table({'a': (10, range(10), {1, 2, 3}, 1), 'b': (10, range(10), {1, 2, 3, 4}, 1)})
+  rows = propagation_protocol(table, min_run=PROPAGATION_MIN_RUN)
+  assert set(table.video[rows[:, 0]].tolist()) == {1} and len(rows) == 4
+
+
+# --- The paper's sparse labels (spec 7) ---------------------------------------------------------
+
+# Six videos of 40 frames, 30 labeled (5..34), 2 people each, every frame stored.
+SPARSE = {f'v{i}': (40, list(range(40)), set(range(5, 35)), 2) for i in range(6)}
+
+
+def _kept(table):
+  """{video name: labeled frame indices}."""
+  out = {}
+  for r in np.flatnonzero(table.is_labeled):
+    out.setdefault(table.video_names[table.video[r]], []).append(int(table.frame_index[r]))
+  return out
+
+
+def test_sparse_labels_keep_v_videos_and_n_frames_spread_over_each():
+  table = _table(SPARSE)
+  sparse = sparse_labels(table, videos=2, frames_per_video=5, seed=0)
+  kept = _kept(sparse)
+  assert len(kept) == 2
+  # Labeled positions 3, 9, 15, 21, 27 of 30: frames 8, 14, 20, 26, 32.
+  assert all(frames == [8, 14, 20, 26, 32] for frames in kept.values())
+  assert _kept(sparse_labels(table, 2, 1, seed=0)).keys() == kept.keys()  # one video draw
+  assert all(f == [20] for f in _kept(sparse_labels(table, 2, 1, seed=0)).values())  # the middle
+  # Deterministic per seed; another seed draws other videos (for these six, seeds 0 and 1 do).
+  assert _kept(sparse_labels(table, 2, 5, seed=0)) == kept
+  assert _kept(sparse_labels(table, 2, 5, seed=1)).keys() != kept.keys()
+  # -1 keeps everything; N above a video's labeled frames keeps them all; V above the videos too.
+  assert sparse_labels(table, -1, -1) is table
+  assert _kept(sparse_labels(table, 10, 50)) == _kept(table)
+  assert len(_kept(sparse_labels(table, -1, 2))) == 6
+  # The frames stay stored (they are the frames B); only the labels go.
+  assert len(sparse) == len(table) and (sparse.people == table.people).all()
+
+
+@pytest.mark.parametrize('videos, frames, name', [(0, -1, 'labeled_videos'),
+                                                   (-2, -1, 'labeled_videos'),
+                                                   (3, 0, 'labeled_frames_per_video'),
+                                                   (True, -1, 'labeled_videos')])
+def test_sparse_labels_refuse_what_cannot_be_meant(videos, frames, name):
+  with pytest.raises(ValueError, match=f'config.data.{name} must be -1 .all. or a positive'):
+    sparse_labels(_table(SPARSE), videos, frames)
+
+
+def test_nothing_outside_the_subset_is_a_frame_a():
+  table = _table(SPARSE)
+  sparse = sparse_labels(table, videos=3, frames_per_video=2, seed=4)
+  kept_records = set(np.flatnonzero(sparse.is_labeled).tolist())
+  kept_videos = set(sparse.video[sparse.is_labeled].tolist())
+  for epoch in range(3):
+    pairs = training_pairs(sparse, k=3, seed=0, epoch=epoch)
+    assert set(pairs[:, 0].tolist()) == kept_records   # every kept label, nothing else
+    assert len(pairs) == 3 * 2 * 2                      # 3 videos x 2 frames x 2 people
+    assert set(sparse.video[pairs[:, 2]].tolist()) <= kept_videos  # B from the same videos
+  # B may be a frame whose label was dropped: an image, never a target.
+  assert set(pairs[:, 2].tolist()) - kept_records

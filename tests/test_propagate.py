@@ -13,7 +13,7 @@ from posewarper_jax import augment, checkpoints, convert, plots, predictor, prop
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import propagation_items, propagation_stream
 from tests.test_train import tiny_config
-from tfds_posetrack.posetrack18 import propagation_protocol
+from tfds_posetrack.posetrack18 import propagation_protocol, sparse_labels
 
 
 def test_an_identity_head_returns_the_labeled_gaussians(synthetic_root, identity_run):
@@ -35,7 +35,7 @@ def test_an_identity_head_returns_the_labeled_gaussians(synthetic_root, identity
 
   results = propagate.propagate(config, tmp_path)
   assert list(results) == list(propagate.ROWS)
-  assert set(results['copy']) == {'1', '2', '3', 'all'}
+  assert set(results['copy']) == {'1', '2', '3', 'all', 'runs'}
   # The synthetic people move: copying gets worse with the distance to the label.
   assert results['copy']['1'] > results['copy']['3']
   out = tmp_path / 'propagate' / 'val'
@@ -62,21 +62,29 @@ def test_propagation_needs_a_warping_head(identity_run, tmp_path):
     propagate.propagate(config, workdir)
 
 
-def test_augment_writes_a_sparse_plus_propagated_set_that_stage1_trains_on(synthetic_root,
-                                                                           identity_run):
+def test_augment_propagates_every_kept_pose_to_its_six_frames(synthetic_root, identity_run):
+  """The release's augmentation (spec 7): the run's (V, N) subset kept, each kept pose propagated
+  to delta -3..-1, +1..+3 (each source's poses, where two reach a frame), nothing else labeled."""
   data_root = synthetic_root
   config, workdir = identity_run
+  config = config.copy_and_resolve_references()
+  config.data.update(labeled_videos=-1, labeled_frames_per_video=2)
   out = augment.augment(config, workdir)
   records, table = source.open_split(config, data_root, 'train')
-  protocol = propagation_protocol(table)
+  sparse = sparse_labels(table, -1, 2, config.seed)
   image_id = lambda r: int(records[int(r)]['image_id'])
-  kept = {image_id(t) for t, _, d in protocol if d == 0}
-  source_of = {image_id(t): image_id(s) for t, s, d in protocol if d != 0}
+  kept = {image_id(r) for r in np.flatnonzero(sparse.is_labeled)}
+  sources_of = {}
+  for r in np.flatnonzero(sparse.is_labeled):
+    for d in (-3, -2, -1, 1, 2, 3):
+      target = int(table.lookup(table.video[r], table.frame_index[r] + d))
+      if target >= 0 and not sparse.is_labeled[target]:
+        sources_of.setdefault(image_id(target), []).append(image_id(r))
   original = {}
   for path in (data_root / 'annotations' / 'train').glob('*.json'):
     for a in json.loads(path.read_text())['annotations']:
       original.setdefault(int(a['image_id']), []).append(a)
-  propagated, labeled_total = 0, 0
+  propagated, labeled_total, reached = 0, 0, set()
   for path in (out / 'annotations' / 'train').glob('*.json'):
     data = json.loads(path.read_text())
     labeled = {int(i['id']) for i in data['images'] if i['is_labeled']}
@@ -87,15 +95,21 @@ def test_augment_writes_a_sparse_plus_propagated_set_that_stage1_trains_on(synth
       if frame in kept:  # the sparse labels, unchanged
         assert a in original[frame]
         continue
-      assert frame in source_of, 'a label outside the protocol survived'
+      assert frame in sources_of, 'a label outside the subset and its six frames survived'
       propagated += 1
-      # The identity head moves nothing: the same person's labeled pose, up to decoding, with
-      # exactly its annotated joints.
-      src = next(o for o in original[source_of[frame]] if o['track_id'] == a['track_id'])
-      got, want = np.reshape(a['keypoints'], (17, 3)), np.reshape(src['keypoints'], (17, 3))
-      np.testing.assert_array_equal(got[:, 2] > 0, want[:, 2] > 0)
-      assert np.abs(got[:, :2] - want[:, :2]).max() < 8
-  assert propagated > 0
+      reached.add(frame)
+      # The identity head moves nothing: one source's pose of the same person, up to decoding,
+      # with exactly its annotated joints (all inside these frames, peaks near 1).
+      candidates = [o for s in sources_of[frame] for o in original[s]
+                    if o['track_id'] == a['track_id']]
+      got = np.reshape(a['keypoints'], (17, 3))
+      assert any(np.array_equal(got[:, 2] > 0, np.reshape(o['keypoints'], (17, 3))[:, 2] > 0)
+                 and np.abs(got[:, :2] - np.reshape(o['keypoints'], (17, 3))[:, :2]).max() < 8
+                 for o in candidates)
+  assert reached == set(sources_of)  # every one of the six frames of every kept frame
+  by_id = {image_id(r): int(r) for r in range(len(table))}
+  rows = np.array([(by_id[t], by_id[s], 1) for t, sources in sources_of.items() for s in sources])
+  assert propagated == len(propagation_items(records, rows))  # each source's people, once each
   assert (out / 'images').is_symlink() and (out / 'annotations' / 'val').is_symlink()
 
   # The enlarged set builds and trains the single-frame network (the `augmented` variant).
@@ -119,3 +133,10 @@ def test_plot_and_table_survive_a_subset_without_some_joint(tmp_path):
   assert '| PoseWarper | 90.0 | nan | 70.0 |' in table
   assert table.splitlines()[0] == ('| mAP (Total) | \\|delta\\| = 1 | \\|delta\\| = 2 | '
                                    '\\|delta\\| = 3 |')
+
+
+def test_propagated_joints_are_kept_inside_the_frame_and_above_the_peak_threshold():
+  xy = np.array([[[5.0, 5.0], [0.0, 3.0], [4.0, -1.0], [6.0, 7.0]]])
+  peak = np.array([[0.9, 0.9, 0.9, 0.2]])
+  np.testing.assert_array_equal(augment.propagated_keypoints(xy, peak)[0],
+                                [[5, 5, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]])

@@ -130,6 +130,21 @@ def test_learning_rate_drops_at_epoch_starts():
                              [1e-4, 1e-4, 1e-5, 1e-5, 1e-6, 1e-6], rtol=1e-6)
 
 
+def test_the_paper_schedules_are_the_releases():
+  """Spec 2.1: LR_STEP 5/7 (stage 1) and 10/15 (stage 2) act one epoch early in the release's
+  scheduler call order, in both stages; stage 2 ends after 19 epochs."""
+  config = posewarper_config.get_config()
+  rates = {}
+  for stage in (1, 2):
+    settings = config[f'stage{stage}']
+    schedule = train.learning_rate_schedule(settings.learning_rate, settings.lr_drop_epochs,
+                                            config.train.lr_drop_factor, steps_per_epoch=10)
+    rates[stage] = [float(schedule(10 * epoch)) for epoch in range(settings.num_epochs)]
+  assert rates[1] == pytest.approx([1e-4] * 4 + [1e-5] * 2 + [1e-6] * 4)
+  assert rates[2] == pytest.approx([1e-4] * 9 + [1e-5] * 5 + [1e-6] * 5)
+  assert not config.data.reduced_decode  # the release decodes full frames
+
+
 def test_gradient_clipping_bounds_the_global_norm_before_adam():
   settings = posewarper_config.get_config('synthetic').stage1
   train_config = posewarper_config.get_config('synthetic').train
@@ -463,6 +478,7 @@ def test_stage2_without_a_stage1_network_says_where_it_looked(data_root, tmp_pat
     ('sigma', float('nan'), 1, 'config.sigma must be a finite number > 0'),
     ('image_size', (60, 48), 1, r'config.image_size must be .*multiples of 8'),
     ('stage2.learning_rate', -1e-4, 2, 'config.stage2.learning_rate must be a finite number'),
+    ('data.labeled_videos', 0, 1, r'config.data.labeled_videos must be -1 \(all\) or a positive'),
 ])
 def test_an_invalid_value_names_the_field(tmp_path, field, value, stage, message):
   config = tiny_config(tmp_path / 'nowhere', stages=(1, 2))
@@ -478,6 +494,27 @@ def test_missing_data_says_where_it_looked_and_what_to_do(tmp_path):
   config = tiny_config(tmp_path / 'nowhere')
   with pytest.raises(FileNotFoundError, match='nowhere.*synthetic'):
     train.train_stage(config, tmp_path, 1)
+
+
+def test_sparse_labels_reach_both_stages_and_nothing_else(data_root, tmp_path, capsys):
+  """Spec 7: both stages train on the same (V, N) subset; every example's frame A is in it."""
+  config = tiny_config(data_root, stages=(1, 2), num_steps=1, checkpoint_every=1)
+  config.data.update(labeled_videos=1, labeled_frames_per_video=6)
+  train.train_stage(config, tmp_path, 1)
+  train.train_stage(config, tmp_path, 2)
+  out = capsys.readouterr().out
+  for stage in (1, 2):
+    assert f'stage {stage}: training labels: 1 of 2 videos, 6 labeled frames' in out
+  from posewarper_jax.data import source
+  from tfds_posetrack.posetrack18 import sparse_labels
+
+  records, table = source.open_split(config, tmp_path, 'train')
+  sparse = sparse_labels(table, 1, 6, config.seed)
+  kept = set(np.flatnonzero(sparse.is_labeled).tolist())
+  input_config = train._input_config(config, 2)
+  stream = iter(training_dataset(records, sparse, input_config))
+  for _ in range(3):
+    assert set(next(stream)['record_a'].ravel().tolist()) <= kept
 
 
 def test_stage2_trains_on_the_stage1_network(data_root, tmp_path):

@@ -164,3 +164,16 @@ def test_normalize():
   image = np.full((2, 2, 3), 255, np.uint8)
   np.testing.assert_allclose(T.normalize(image)[0, 0], (1 - T.IMAGENET_MEAN) / T.IMAGENET_STD,
                              rtol=1e-6)
+
+
+@pytest.mark.parametrize('box, expected', [
+    ([10, 20, 30, 40], [10, 20, 29, 39]),        # inside: x2 = x1 + w - 1, as the release
+    ([-5, -8, 30, 40], [0, 0, 29, 39]),          # left / top: shifted in, the width kept
+    ([90, 70, 30, 40], [90, 70, 9, 9]),          # right / bottom: clipped at W - 1, H - 1
+    ([-50, 10, 200, 20], [0, 10, 99, 19]),       # wider than the frame: clipped
+    ([120, 10, 5, 5], [0, 0, 0, 0]),             # wholly right of the frame: dropped
+    ([10, 10, 0, 20], [0, 0, 0, 0]),             # no area: dropped
+    ([10, 10, 1, 1], [10, 10, 0, 0]),            # one pixel: kept by the release, no area here
+])
+def test_sanitize_box_is_the_releases(box, expected):
+  np.testing.assert_array_equal(T.sanitize_box(box, width=100, height=80), expected)

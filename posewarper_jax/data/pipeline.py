@@ -151,12 +151,16 @@ def crop_records(records: Sequence[dict]) -> Sequence[dict]:
 
 
 def person_box(record: dict, person: int) -> np.ndarray:
-  """The person's [x, y, w, h]; when the annotation had none, PoseTrack's own rule gives it back
-  from the keypoints (the people stored all have some)."""
+  """The person's ground-truth [x, y, w, h] as the release uses it for training and for
+  ground-truth-box evaluation: the annotation's box (when it had none, PoseTrack's own rule
+  gives it back from the keypoints; the people stored all have some), sanitised to the frame
+  (transforms.sanitize_box; [0, 0, 0, 0] for a person the release drops)."""
   people = record['people']
   if people['has_bbox'][person]:
-    return np.asarray(people['bbox'][person], np.float64)
-  return np.asarray(keypoint_box(people['keypoints'][person]), np.float64)
+    box = people['bbox'][person]
+  else:
+    box = keypoint_box(people['keypoints'][person])
+  return transforms.sanitize_box(box, int(record['width']), int(record['height']))
 
 
 class PairExamples:
@@ -395,12 +399,14 @@ def image_ids_of(records: Sequence[dict], record_index: np.ndarray) -> np.ndarra
   return np.asarray([ids[int(r)] for r in record_index], np.int64)
 
 
-def propagation_items(records: Sequence[dict], protocol: np.ndarray) -> np.ndarray:
+def propagation_items(records: Sequence[dict], protocol: np.ndarray,
+                      kept: bool = False) -> np.ndarray:
   """[M, 3] (target record, source record, person) for every kept person of a moved frame of the
-  propagation protocol (pairs.propagation_protocol: rows (target, source, delta))."""
+  propagation protocol (pairs.propagation_protocol: rows (target, source, delta)); with `kept`,
+  of the kept frames too (target = source: the release scores them, warped with d = 0)."""
   records, rows = crop_records(records), []
   for target, src, delta in protocol:
-    if delta != 0:
+    if delta != 0 or kept:
       record = records[int(src)]
       keypoints = np.asarray(record['people']['keypoints'])
       # A person whose box has no area (one annotated joint) cannot be cropped: not propagated.

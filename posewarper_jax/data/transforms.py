@@ -34,6 +34,24 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # RGB
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
+def sanitize_box(box, width: int, height: int) -> np.ndarray:
+  """The release's box sanitising of a ground-truth [x, y, w, h] on a width x height frame
+  (spec 2.3): x1 = max(0, x), y1 = max(0, y), x2 = min(W - 1, x1 + max(0, w - 1)),
+  y2 = min(H - 1, y1 + max(0, h - 1)) -> [x1, y1, x2 - x1, y2 - y1]. A box that leaves the
+  frame on the left or top is therefore shifted in (its width kept), one that leaves it on the
+  right or bottom clipped. The release drops a person whose box has no area or whose corners
+  cross (x2 < x1, y2 < y1: a box wholly right of or below the frame); then [0, 0, 0, 0], which
+  keypoints.box_has_area refuses like any box without area. Detector boxes are not sanitised.
+  """
+  x, y, w, h = (float(v) for v in box)
+  x1, y1 = max(0.0, x), max(0.0, y)
+  x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+  y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+  if w * h <= 0 or x2 < x1 or y2 < y1:
+    return np.zeros(4, np.float64)
+  return np.array([x1, y1, x2 - x1, y2 - y1], np.float64)
+
+
 def box_to_center_scale(box, aspect_ratio: float, padding: float = BOX_PADDING):
   """[x, y, w, h] -> (center [2], scale [2]): the box padded to w / h = aspect_ratio, x padding."""
   x, y, w, h = (float(v) for v in box)

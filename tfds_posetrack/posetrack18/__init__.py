@@ -5,11 +5,14 @@
 
 from tfds_posetrack.posetrack18.pairs import (
     PROPAGATION_DISTANCE,
+    PROPAGATION_MIN_RUN,
     FrameTable,
+    augmentation_targets,
     labeled_records,
     longest_labeled_run,
     neighbours,
     propagation_protocol,
+    sparse_labels,
     training_pairs,
 )
 from tfds_posetrack.posetrack18.posetrack18_dataset_builder import (
@@ -21,6 +24,7 @@ from tfds_posetrack.posetrack18.posetrack18_dataset_builder import (
     split_directory,
 )
 
-__all__ = ['PROPAGATION_DISTANCE', 'SPLITS', 'Builder', 'FrameTable', 'PoseTrack18Config',
-           'labeled_records', 'longest_labeled_run', 'make_config', 'neighbours', 'prepare',
-           'propagation_protocol', 'split_directory', 'training_pairs']
+__all__ = ['PROPAGATION_DISTANCE', 'PROPAGATION_MIN_RUN', 'SPLITS', 'Builder', 'FrameTable',
+           'PoseTrack18Config', 'augmentation_targets', 'labeled_records', 'longest_labeled_run',
+           'make_config', 'neighbours', 'prepare', 'propagation_protocol', 'sparse_labels',
+           'split_directory', 'training_pairs']

@@ -24,6 +24,8 @@ import numpy as np
 _FRAME_LIMIT = 10**6
 # Spec 3's propagation: every frame of a labeled run is at most this far from a kept label.
 PROPAGATION_DISTANCE = 3
+# The release's propagation experiment leaves out runs of three frames or fewer (spec 7).
+PROPAGATION_MIN_RUN = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +116,67 @@ def training_pairs(table: FrameTable, k: int, seed: int, epoch: int) -> np.ndarr
   return np.stack([record_a, person, record_b], axis=1).astype(np.int64)
 
 
+def check_sparse_labels(videos: int, frames_per_video: int) -> None:
+  """ValueError naming config.data.labeled_videos / labeled_frames_per_video unless each is -1
+  (all) or a positive integer."""
+  for name, value in (('labeled_videos', videos), ('labeled_frames_per_video', frames_per_video)):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value == 0 \
+        or value < -1:
+      raise ValueError(f'config.data.{name} must be -1 (all) or a positive integer, got '
+                       f'{value!r}')
+
+
+def sparse_labels(table: FrameTable, videos: int = -1, frames_per_video: int = -1,
+                  seed: int = 0) -> FrameTable:
+  """The paper's sparse-label training set (spec 7): the table with only V videos' N labeled
+  frames still labeled (-1: all). The frames stay stored, so every frame of a kept video is
+  still there as a frame B; a frame that lost its label is never a frame A, so its people reach
+  no loss.
+
+  The rule (the release ships its subsets as files and says nothing of how they were drawn):
+  - videos: those with a labeled frame, in name order, permuted by numpy's
+    default_rng([seed, 7]); the first V of the permutation are kept;
+  - frames: in each kept video its L labeled frames in frame order, cut into N equal parts, the
+    middle one of each part: positions floor((i + 1/2) * L / N), i = 0 .. N - 1 (all of them
+    when N >= L). N = 1 keeps the middle labeled frame; N = 5 of PoseTrack18's 30 keeps
+    3, 9, 15, 21, 27.
+  """
+  check_sparse_labels(videos, frames_per_video)
+  if videos == -1 and frames_per_video == -1:
+    return table
+  labeled = np.flatnonzero(table.is_labeled)
+  candidates = np.unique(table.video[labeled])
+  if videos != -1 and videos < len(candidates):
+    order = np.random.default_rng([seed, 7]).permutation(len(candidates))
+    candidates = np.sort(candidates[order[:videos]])
+  keep = np.zeros(len(table), bool)
+  for video in candidates:
+    records = labeled[table.video[labeled] == video]
+    records = records[np.argsort(table.frame_index[records], kind='stable')]
+    n = len(records) if frames_per_video == -1 else min(frames_per_video, len(records))
+    keep[records[((np.arange(n) + 0.5) * len(records) / n).astype(np.int64)]] = True
+  return dataclasses.replace(table, is_labeled=keep)
+
+
+def augmentation_targets(table: FrameTable, distance: int = PROPAGATION_DISTANCE) -> np.ndarray:
+  """The release's augmentation with propagated poses (spec 7): int64 [Q, 3] (target record,
+  source record, delta) for every labeled frame with people (the source) and each of the frames
+  delta = -distance .. -1, 1 .. distance away in its video that are stored and not labeled
+  themselves (a labeled frame keeps its own labels). A frame near several sources appears once
+  per source: it gets every source's poses. Rows in source order, then delta order.
+  """
+  sources = np.flatnonzero(table.is_labeled & (table.people > 0))
+  deltas = np.array([d for d in range(-distance, distance + 1) if d != 0], np.int64)
+  frame = table.frame_index[sources, None] + deltas[None, :]
+  inside = (frame >= 0) & (frame < table.nframes[sources, None])
+  target = table.lookup(np.broadcast_to(table.video[sources, None], frame.shape), frame)
+  valid = inside & (target >= 0)
+  valid[valid] &= ~table.is_labeled[target[valid]]
+  source = np.broadcast_to(sources[:, None], frame.shape)
+  delta = np.broadcast_to(deltas[None, :], frame.shape)
+  return np.stack([target[valid], source[valid], delta[valid]], axis=1).astype(np.int64)
+
+
 def labeled_records(table: FrameTable) -> np.ndarray:
   """The labeled records (the frames evaluated), in record order."""
   return np.flatnonzero(table.is_labeled)
@@ -131,20 +194,21 @@ def longest_labeled_run(table: FrameTable, video: int) -> np.ndarray:
   return max(np.split(records, breaks), key=len)  # max() keeps the first of equal runs
 
 
-def propagation_protocol(table: FrameTable,
-                         max_distance: int = PROPAGATION_DISTANCE) -> np.ndarray:
+def propagation_protocol(table: FrameTable, max_distance: int = PROPAGATION_DISTANCE,
+                         min_run: int = 1) -> np.ndarray:
   """Spec 3's propagation protocol: int64 [Q, 3] (target record, source record, delta).
 
   In each video's longest run of consecutive labeled frames (the first on ties), run position 3
   (the 4th frame) and then every 7th are the labeled sources, plus the run's last frame when it
   is more than `max_distance` frames after the previous source. Every frame of the run takes its
   nearest source (the earlier one on ties); delta = target frame - source frame, 0 for the
-  sources themselves.
+  sources themselves. Runs shorter than `min_run` frames are left out (the release's
+  propagation experiment: PROPAGATION_MIN_RUN).
   """
   rows = []
   for v in range(len(table.video_names)):
     run = longest_labeled_run(table, v)
-    if not len(run):
+    if not len(run) or len(run) < min_run:
       continue
     n = len(run)
     sources = list(range(min(3, n - 1), n, 2 * max_distance + 1))
