@@ -27,7 +27,7 @@ import pathlib
 import jax
 import numpy as np
 
-from posewarper_jax import checkpoints, predictor
+from posewarper_jax import checkpoints, config_checks, predictor
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import image_ids_of, propagation_items, propagation_stream
 from tfds_posetrack.posetrack18 import (
@@ -54,9 +54,32 @@ def propagated_keypoints(xy: np.ndarray, peak: np.ndarray) -> np.ndarray:
   return np.where(keep[..., None], np.concatenate([xy, np.ones((*xy.shape[:2], 1))], -1), 0.0)
 
 
+# What decides the training labels of a run: an augmentation with other values would propagate
+# with a network that has seen labels the experiment pretends not to have.
+SUBSET_FIELDS = ('seed', 'data.labeled_videos', 'data.labeled_frames_per_video')
+
+
+def _check_subset(config, workdir: pathlib.Path) -> None:
+  """ValueError when the run in workdir (its config.json) trained on another label subset than
+  this command keeps; nothing to compare when the network comes from elsewhere
+  (config.eval.checkpoint) or the run has no config.json."""
+  path = workdir / 'config.json'
+  if config.eval.checkpoint or not path.exists():
+    return
+  saved = config_checks.flatten(json.loads(path.read_text()))
+  requested = config_checks.flatten(json.loads(config.to_json_best_effort()))
+  changed = [f'config.{f}: {saved[f]!r} in the run, {requested[f]!r} now' for f in SUBSET_FIELDS
+             if f in saved and saved[f] != requested.get(f)]
+  if changed:
+    raise ValueError(f'{workdir} was trained on another label subset than this command keeps '
+                     f'({path}): ' + '; '.join(changed) + '. Use the run\'s values: its '
+                     'network must not have seen a label the augmentation drops.')
+
+
 def augment(config, workdir: str | pathlib.Path) -> pathlib.Path:
   """Writes the enlarged training set; returns its root."""
   workdir = pathlib.Path(workdir)
+  _check_subset(config, workdir)
   root = source.dataset_root(config, workdir)
   records, table = source.open_split(config, workdir, 'train')
   table = sparse_labels(table, config.data.labeled_videos, config.data.labeled_frames_per_video,

@@ -4,6 +4,7 @@ propagation must reproduce copying the labeled pose; the tables, files and plot 
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -140,3 +141,15 @@ def test_propagated_joints_are_kept_inside_the_frame_and_above_the_peak_threshol
   peak = np.array([[0.9, 0.9, 0.9, 0.2]])
   np.testing.assert_array_equal(augment.propagated_keypoints(xy, peak)[0],
                                 [[5, 5, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]])
+
+
+def test_augment_refuses_another_label_subset_than_the_run_trained_on(identity_run, tmp_path):
+  config, trained = identity_run
+  workdir = tmp_path / 'run'
+  shutil.copytree(trained / 'stage2', workdir / 'stage2')
+  config = config.copy_and_resolve_references()
+  train.write_config(config, workdir)  # the run: every label (-1, -1)
+  config.data.labeled_frames_per_video = 2
+  with pytest.raises(ValueError, match=r'trained on another label subset .*config.data.'
+                                       r'labeled_frames_per_video: -1 in the run, 2 now'):
+    augment.augment(config, workdir)
