@@ -33,7 +33,6 @@ import ctypes
 import dataclasses
 import functools
 import json
-import math
 import platform
 import re
 from collections.abc import Callable, Sequence
@@ -46,6 +45,7 @@ from absl import flags
 
 from posewarper_jax import codec
 from posewarper_jax.data import transforms
+from tfds_posetrack.posetrack18.annotations import why_not_a_finite_number
 from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS, box_has_area, keypoint_box
 from tfds_posetrack.posetrack18.lean_records import LeanRecords
 from tfds_posetrack.posetrack18.pairs import FrameTable, neighbours, training_pairs
@@ -297,18 +297,6 @@ def ground_truth_boxes(records: Sequence[dict], table: FrameTable) -> Boxes:
       if box_has_area(box):  # as HRNet: a box without area cannot be cropped
         rows.append((int(r), box, 1.0, int(annotation_id)))
   return _boxes(rows)
-
-
-def why_not_a_finite_number(value: Any) -> str | None:
-  """Why a value read from JSON is not a finite number, for an error message ("'0.5' (str)",
-  'nan', 'None (null)'), or None when it is one. bool is refused, although Python counts it as
-  an int: JSON's true is no number. Detection files here, boxes files in infer.py."""
-  if isinstance(value, bool) or not isinstance(value, (int, float)):
-    return f'{value!r:.60} ({"null" if value is None else type(value).__name__})'
-  try:
-    return None if math.isfinite(value) else repr(value)
-  except OverflowError:  # an integer too large for a float
-    return f'{value!r:.60} (too large)'
 
 
 def box_from_json(bbox: Any, where: str) -> np.ndarray:

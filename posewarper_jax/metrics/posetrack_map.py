@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -50,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from tfds_posetrack.posetrack18.annotations import ignore_polygons
+from tfds_posetrack.posetrack18.annotations import finite_array, ignore_polygons
 from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS
 
 # poseval's 15 joints, in its order; 'neck' is PoseTrack 2018's head_bottom.
@@ -118,37 +117,16 @@ def _short(value: Any, limit: int = 60) -> str:
   return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
-def _not_a_finite_number(value: Any) -> str | None:
-  """Why a value read from JSON is not a finite number ("'0.5' (str)", 'nan', ...), or None when
-  it is one. bool is refused although Python counts it as an int: JSON's true is no number."""
-  if isinstance(value, bool) or not isinstance(value, (int, float)):
-    return f'{_short(value)} ({"null" if value is None else type(value).__name__})'
-  try:
-    finite = math.isfinite(value)
-  except OverflowError:  # an integer too large for a float
-    finite = False
-  return None if finite else _short(value)
-
-
 def _finite_numbers(values: Any, where: str, field: str, what: str) -> np.ndarray:
   """[N] float64 of a JSON list of finite numbers; otherwise an EvaluationError that names
   `where` (the file, the frame, the annotation), `field` and the first bad entry. `what` says
   what the field must be ('17 finite numbers, one per keypoint')."""
   if not isinstance(values, list):
     raise EvaluationError(f'{where}: {field} must be a list of {what}, got {_short(values)}')
-  # The common case in one pass (a split has ~10^6 numbers): plain ints and floats, all finite.
-  if all(type(v) is int or type(v) is float for v in values):
-    try:
-      array = np.asarray(values, np.float64)
-    except OverflowError:  # an integer too large for a float
-      array = None
-    if array is not None and np.isfinite(array).all():
-      return array
-  for k, value in enumerate(values):
-    reason = _not_a_finite_number(value)
-    if reason is not None:
-      raise EvaluationError(f'{where}: {field}[{k}] is {reason}; {field} must be {what}')
-  raise AssertionError('unreachable: every value is a finite number')
+  array, k, reason = finite_array(values)
+  if array is None:
+    raise EvaluationError(f'{where}: {field}[{k}] is {reason}; {field} must be {what}')
+  return array
 
 
 def _keypoints(annotation: dict, where: str) -> np.ndarray | None:

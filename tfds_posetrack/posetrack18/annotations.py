@@ -124,6 +124,36 @@ def number(value, where: str, field: str, *, integer: bool = False,
   return value
 
 
+def why_not_a_finite_number(value) -> str | None:
+  """Why a value read from JSON is not a finite number, for an error message ("'0.5' (str)",
+  'nan', 'None (null)'), or None when it is one. bool is refused, although Python counts it as
+  an int: JSON's true is no number. The reader, the metric and the boxes files all ask this."""
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    return f'{value!r:.60} ({"null" if value is None else type(value).__name__})'
+  try:
+    return None if math.isfinite(value) else repr(value)
+  except OverflowError:  # an integer too large for a float
+    return f'{value!r:.60} (too large)'
+
+
+def finite_array(values: list) -> tuple[np.ndarray | None, int, str | None]:
+  """(values as [N] float64, -1, None) for a list of finite JSON numbers, else (None, the index
+  of the first value that is not one, why). One type test per element and one array in the
+  common case: a real split has ~10^5 people, a prediction file as many."""
+  if all(type(v) is int or type(v) is float for v in values):
+    try:
+      array = np.asarray(values, np.float64)
+    except OverflowError:  # an int beyond float64
+      array = None
+    if array is not None and np.isfinite(array).all():
+      return array, -1, None
+  for i, v in enumerate(values):
+    why = why_not_a_finite_number(v)
+    if why is not None:
+      return None, i, why
+  raise AssertionError('unreachable: every value is a finite number')
+
+
 def numbers(values, where: str, field: str, length: int | None = None) -> np.ndarray:
   """A JSON list of finite numbers as [N] float64 (N == length when given); errors as `number`'s,
   with the position in the list."""
@@ -131,17 +161,10 @@ def numbers(values, where: str, field: str, length: int | None = None) -> np.nda
     raise ValueError(f'{where}: {field} must be a list of numbers, got {values!r:.80}')
   if length is not None and len(values) != length:
     raise ValueError(f'{where}: {field} must have {length} numbers, got {len(values)}')
-  # The fast path (a real split has ~10^5 people): one type test per element, then one array.
-  if all(type(v) is int or type(v) is float for v in values):
-    try:
-      array = np.asarray(values, np.float64)
-    except OverflowError:  # an int beyond float64
-      array = None
-    if array is not None and np.isfinite(array).all():
-      return array
-  for i, v in enumerate(values):
-    number(v, where, f'{field}[{i}]')
-  raise AssertionError('unreachable: number() refuses what the fast path refused')
+  array, i, _ = finite_array(values)
+  if array is None:
+    number(values[i], where, f'{field}[{i}]')  # raises, in number()'s words
+  return array
 
 
 def _box(value, path: pathlib.Path, what: str, field: str) -> np.ndarray:
