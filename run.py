@@ -7,6 +7,8 @@
     python run.py --config=configs/posewarper.py --workdir=DIR --mode=eval    # the mAP table
     python run.py --config=configs/posewarper.py --workdir=DIR --mode=propagate
     python run.py --config=configs/posewarper.py --workdir=DIR --mode=augment    # enlarged set
+    python run.py --config=configs/posewarper.py:augmentation_grid --workdir=DIR \
+        --mode=augment_grid                                                  # the paper's figure
     python run.py --config=configs/posewarper.py --workdir=DIR --mode=infer \
         --config.infer.input=clip.mp4                                        # own video
 
@@ -24,14 +26,17 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'the experiment (configs/posewarper.py[:variants])',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'where checkpoints, logs and results go (resumes from it)')
-flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'propagate', 'augment', 'infer'],
+flags.DEFINE_enum('mode', 'train',
+                  ['train', 'eval', 'propagate', 'augment', 'augment_grid', 'infer'],
                   'train: the stages in config.stages, in order, then the steps in '
                   'config.after_training (eval, propagate, render) and their results table; '
                   'eval: single-frame and aggregated mAP on config.eval.split (<workdir>/eval); '
                   'propagate: video pose propagation against copying labels and the single-frame '
                   'network '
                   '(<workdir>/propagate); augment: training labels propagated to their '
-                  'neighbours (<workdir>/augment); infer: poses on config.infer.input, a video or '
+                  'neighbours (<workdir>/augment); augment_grid: the augmentation experiment '
+                  'for each (V, N) of config.grid.labels, its table and figure '
+                  '(<workdir>/grid); infer: poses on config.infer.input, a video or '
                   'a frame folder (<workdir>/infer)')
 flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -45,7 +50,8 @@ def main(argv):
   # Imported after the distributed runtime is up: nothing may touch the devices before it.
   import jax
 
-  from posewarper_jax import augment, config_checks, evaluate, infer, propagate, report, train
+  from posewarper_jax import (augment, config_checks, evaluate, infer, label_grid, propagate,
+                              report, train)
 
   config = FLAGS.config
   # Every path the user gave, absolute from here on (paths.py says why).
@@ -55,7 +61,7 @@ def main(argv):
         f'{jax.process_count()}, {jax.local_device_count()} local / {jax.device_count()} '
         f'{jax.default_backend()} devices', flush=True)
   # Everything that can only be wrong, before anything in the workdir changes.
-  if FLAGS.mode == 'train':
+  if FLAGS.mode in ('train', 'augment_grid'):
     config_checks.check_training(config)
   else:
     config_checks.check_inference(config)
@@ -74,6 +80,8 @@ def main(argv):
       propagate.propagate(config, workdir)
     elif FLAGS.mode == 'augment':
       augment.augment(config, workdir)
+    elif FLAGS.mode == 'augment_grid':
+      label_grid.run_grid(config, workdir)
     elif FLAGS.mode == 'infer':
       infer.infer(config, workdir)
 

@@ -109,6 +109,19 @@ def _paper() -> ml_collections.ConfigDict:
       checkpoint_every=1000,   # steps between checkpoints (and at the end, and on SIGTERM)
       keep_checkpoints=3,
   ))
+  # run.py --mode=augment_grid (posewarper_jax/label_grid.py): the augmentation experiment of
+  # spec 7 for each (V, N) in labels. Its sparse runs train with stage1 / stage2 above; the
+  # baseline retrained on kept + propagated labels (and PoseWarper on it, for aggregation)
+  # with retrain's. PoseTrack17's grid (V 100, 175, 250 at N = 1; V = 50 at N = 1, 2, 4),
+  # V scaled by PoseTrack18's 593 train videos over PoseTrack17's 250. retrain holds schedules
+  # only: the retrained baseline starts from config.stage1.init (COCO) as the sparse one does.
+  schedule = lambda stage: ml_collections.ConfigDict(
+      {f: stage[f] for f in ('num_epochs', 'global_batch', 'learning_rate', 'lr_drop_epochs')})
+  config.grid = ml_collections.ConfigDict(dict(
+      labels=((237, 1), (415, 1), (-1, 1), (119, 1), (119, 2), (119, 4)),
+      retrain=ml_collections.ConfigDict(dict(stage1=schedule(config.stage1),
+                                             stage2=schedule(config.stage2))),
+  ))
   # Evaluation (spec 3 and 5): run.py --mode=eval.
   config.eval = ml_collections.ConfigDict(dict(
       split='validation',
@@ -201,6 +214,28 @@ def _sparse_propagation(config: ml_collections.ConfigDict) -> None:
   config.after_training = ('propagate',)
 
 
+def _augmentation_grid(config: ml_collections.ConfigDict) -> None:
+  """The release's augmentation experiment (spec 7), for run.py --mode=augment_grid: the sparse
+  baseline at 8 per GPU x 8 = 64, the retrained one at the paper's stage-1 settings."""
+  config.stage1.global_batch = 64
+
+
+def _synthetic_grid(config: ml_collections.ConfigDict) -> None:
+  """The augmentation experiment on the quick start's synthetic videos (--mode=augment_grid):
+  one and two labeled frames per video. The enlarged set is about 7x the sparse one (each kept
+  frame and its six neighbours), so the sparse runs take 7x its epochs: every network of a
+  point trains for about the same number of steps. Measured: docs/quickstart.md, section 5."""
+  _synthetic(config)
+  config.after_training = ()
+  config.grid.labels = ((-1, 1), (-1, 2))
+  config.stage1.update(num_epochs=120, lr_drop_epochs=(90,))
+  config.stage2.update(num_epochs=30, lr_drop_epochs=(15,))
+  config.grid.retrain.stage1.update(num_epochs=17, global_batch=16, learning_rate=1e-3,
+                                    lr_drop_epochs=(13,))
+  config.grid.retrain.stage2.update(num_epochs=4, global_batch=16, learning_rate=1e-4,
+                                    lr_drop_epochs=(2,))
+
+
 VARIANTS = {
     'stage1': _stage1,
     'stage2': _stage2,
@@ -209,6 +244,8 @@ VARIANTS = {
     'synthetic': _synthetic,
     'augmented': _augmented,
     'sparse_propagation': _sparse_propagation,
+    'augmentation_grid': _augmentation_grid,
+    'synthetic_grid': _synthetic_grid,
 }
 
 

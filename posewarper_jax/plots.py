@@ -82,3 +82,45 @@ def propagation(results: dict[str, dict[str, float]], distances: Sequence[str],
     writer.writerow(['row', *distances])
     for row in rows:
       writer.writerow([row, *(f'{v:.1f}' if math.isfinite(v) else '' for v in values[row])])
+
+
+def label_grid(points: Sequence[str], labels: Sequence[int], curves: dict[str, Sequence[float]],
+               path: pathlib.Path) -> None:
+  """The paper's augmentation figure: Total mAP (0-100) against the labeled frames each grid
+  point trained on, one line with markers per curve ('baseline', '+ PoseWarper augmentation',
+  '+ aggregation'), as a PNG at `path`.
+
+  points: the grid points' names ('V50_N1'), written under their x; labels: their labeled
+  frames (the x axis, logarithmic: labels grow by factors); curves: curve -> one Total mAP per
+  point, in the order of `points`. Points are drawn in order of x (ties in the given order); a
+  NaN is a gap. Beside the PNG, `<path stem>.csv`: a header `curve,<points in x order>`, then
+  one line per curve.
+  """
+  path = pathlib.Path(path)
+  order = sorted(range(len(points)), key=lambda i: labels[i])
+  xs = [labels[i] for i in order]
+  values = {c: [float(v[i]) for i in order] for c, v in curves.items()}
+  colours = dict(zip(curves, ('#c82828', '#1e5ac8', '#3ca03c', *OTHER_COLOURS)))
+  figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout='constrained')
+  canvas = FigureCanvasAgg(figure)
+  axes = figure.add_subplot()
+  for curve, y in values.items():
+    axes.plot(xs, [v if math.isfinite(v) else math.nan for v in y], marker='o', linewidth=2,
+              color=colours[curve], label=curve)
+  if xs and xs[0] > 0 and xs[-1] > xs[0]:
+    axes.set_xscale('log')
+  axes.set_xticks(xs, [f'{labels[i]}\n{points[i]}' for i in order])
+  axes.minorticks_off()
+  axes.set_xlabel('labeled frames in training (grid point)')
+  axes.set_ylabel('Total mAP')
+  axes.grid(True, alpha=0.4)
+  axes.set_axisbelow(True)
+  if curves:
+    axes.legend(loc='best')
+  path.parent.mkdir(parents=True, exist_ok=True)
+  canvas.print_png(path)
+  with path.with_suffix('.csv').open('w', newline='') as f:
+    writer = csv.writer(f, lineterminator='\n')
+    writer.writerow(['curve', *(points[i] for i in order)])
+    for curve, y in values.items():
+      writer.writerow([curve, *(f'{v:.1f}' if math.isfinite(v) else '' for v in y)])

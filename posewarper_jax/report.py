@@ -8,6 +8,8 @@ Steps:
 - 'render': the network's poses on the longest labeled run of the split's first video, in its
   ground-truth boxes (infer.infer_frames) -> <workdir>/infer/<video id> (poses.mp4, grid.png,
   offsets.png).
+- 'augment': augment.augment (the train split's kept labels and the poses PoseWarper
+  propagates from them) -> <workdir>/augment/posetrack18.
 
 Then `summary` gathers whatever the steps wrote into <workdir>/results.md and prints it: the
 single-frame and aggregation mAP, and the propagation mAP per |delta|.
@@ -21,7 +23,7 @@ from collections.abc import Callable
 
 import jax
 
-from posewarper_jax import checkpoints, evaluate, infer, paths, propagate
+from posewarper_jax import augment, checkpoints, evaluate, infer, paths, propagate
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import ground_truth_boxes, record_frames
 from tfds_posetrack.posetrack18 import longest_labeled_run, split_directory
@@ -51,7 +53,7 @@ def render_first_video(config, workdir: pathlib.Path) -> pathlib.Path:
 
 
 STEPS: dict[str, Callable] = {'eval': evaluate.evaluate, 'propagate': propagate.propagate,
-                              'render': render_first_video}
+                              'render': render_first_video, 'augment': augment.augment}
 
 
 def run_after_training(config, workdir: str | pathlib.Path) -> str | None:

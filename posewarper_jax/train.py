@@ -312,18 +312,31 @@ def _stage_settings(config, stage: int):
   return settings
 
 
+def _label_counts(table: FrameTable) -> dict[str, int]:
+  labeled = table.is_labeled
+  return {'labeled_videos_kept': len(np.unique(table.video[labeled])),
+          'labeled_frames': int(labeled.sum()), 'labeled_people': int(table.people[labeled].sum())}
+
+
 def _training_labels(config, table: FrameTable, stage: int) -> FrameTable:
   """The train split's labels that this run may train on (config.data.labeled_videos and
   labeled_frames_per_video, spec 7), counted on the console."""
   table = sparse_labels(table, config.data.labeled_videos, config.data.labeled_frames_per_video,
                         config.seed)
-  labeled = table.is_labeled
-  print(f'stage {stage}: training labels: {len(np.unique(table.video[labeled]))} of '
-        f'{len(table.video_names)} videos, {int(labeled.sum())} labeled frames, '
-        f'{int(table.people[labeled].sum())} people (config.data.labeled_videos='
+  counts = _label_counts(table)
+  print(f'stage {stage}: training labels: {counts["labeled_videos_kept"]} of '
+        f'{len(table.video_names)} videos, {counts["labeled_frames"]} labeled frames, '
+        f'{counts["labeled_people"]} people (config.data.labeled_videos='
         f'{config.data.labeled_videos}, labeled_frames_per_video='
         f'{config.data.labeled_frames_per_video})', flush=True)
   return table
+
+
+def label_counts(config, workdir: str | pathlib.Path) -> dict[str, int]:
+  """The videos, frames and people whose labels a run with this config trains on."""
+  _, table = source.open_split(config, workdir, 'train')
+  return _label_counts(sparse_labels(table, config.data.labeled_videos,
+                                     config.data.labeled_frames_per_video, config.seed))
 
 
 def _input_config(config, stage: int) -> TrainingInput:

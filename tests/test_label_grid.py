@@ -1,0 +1,118 @@
+"""run.py --mode=augment_grid, shortened: the paper's augmentation experiment for one label
+subset of a tiny synthetic set (two steps per training), run as a user runs it, then again
+(it must redo nothing); and the pieces it is made of."""
+
+import csv
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from posewarper_jax import label_grid, plots
+from tests.test_train import ROOT, posewarper_config, tiny_model_overrides
+
+POINTS = '((-1, 2),)'  # one point: the suite's time; plots.label_grid's order is tested below
+
+
+def _start(cwd: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+  return subprocess.run(
+      [sys.executable, os.path.relpath(ROOT / 'run.py', cwd),
+       f'--config={os.path.relpath(ROOT / "configs" / "posewarper.py", cwd)}:synthetic_grid',
+       '--mode=augment_grid', *tiny_model_overrides(), '--config.sigma=1.0',
+       '--config.data.synthetic_videos=(4, 1)', '--config.data.synthetic_frame_size=(144, 192)',
+       '--config.stage1.global_batch=4', '--config.stage2.global_batch=4',
+       '--config.grid.retrain.stage1.global_batch=4', '--config.grid.retrain.stage2.global_batch=4',
+       '--config.train.num_steps=2', '--config.eval.batch=16', '--config.eval.gallery=False',
+       f'--config.grid.labels={POINTS}', *args],
+      cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope='module')
+def grid(tmp_path_factory):
+  """(workdir, stdout of the first run, stdout of the second), from another folder with a
+  relative --workdir."""
+  cwd = tmp_path_factory.mktemp('user')
+  outputs = []
+  for _ in range(2):
+    done = _start(cwd, '--workdir=runs/grid')
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    outputs.append(done.stdout)
+  return cwd / 'runs' / 'grid', *outputs
+
+
+def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
+  workdir, first, _ = grid
+  rows = json.loads((workdir / 'grid' / 'results.json').read_text())
+  assert [r['point'] for r in rows] == ['Vall_N2']
+  # Four synthetic train videos: N = 2 in each keeps 8 frames.
+  assert [(r['labeled_videos_kept'], r['labeled_frames']) for r in rows] == [(4, 8)]
+  for r in rows:
+    for curve in label_grid.CURVES:
+      assert math.isfinite(r[curve]) and 0 <= r[curve] <= 100, (r['point'], curve)
+  # The sparse runs trained on their subset, the retrained ones on kept + propagated labels.
+  assert first.count('training labels: 4 of 4 videos, 8 labeled frames') == 2  # both stages
+  for point in ('Vall_N2',):
+    sparse = json.loads((workdir / 'grid' / point / 'sparse' / 'config.json').read_text())
+    retrain = json.loads((workdir / 'grid' / point / 'retrain' / 'config.json').read_text())
+    assert sparse['data']['labeled_frames_per_video'] == 2
+    assert retrain['data']['labeled_frames_per_video'] == -1
+    assert retrain['data']['root'].endswith(f'{point}/sparse/augment/posetrack18')
+    assert (workdir / 'grid' / point / 'retrain' / 'stage2' / 'checkpoints').is_dir()
+  # One synthetic set for the whole grid.
+  assert sorted(p.name for p in (workdir / 'data').iterdir()) == ['posetrack18', 'tfds']
+  assert not (workdir / 'grid' / 'Vall_N2' / 'sparse' / 'data').exists()
+  png = workdir / 'grid' / 'label_grid.png'
+  assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  with png.with_suffix('.csv').open() as f:
+    table = list(csv.reader(f))
+  assert table[0] == ['curve', 'Vall_N2']
+  assert [line[0] for line in table[1:]] == list(label_grid.CURVES)
+  text = (workdir / 'grid' / 'results.md').read_text()
+  assert '| Vall_N2 | -1 | 2 | 8 (' in text and text.strip() in first
+
+
+def test_running_it_again_redoes_nothing(grid):
+  _, _, second = grid
+  assert second.count('nothing to do') == 4  # (sparse, retrain) x 2 stages
+  assert second.count('done before with this config') == 4  # eval, propagate, augment; eval
+  assert 'generating a synthetic' not in second
+
+
+def test_bad_grid_points_are_refused_by_name():
+  config = posewarper_config.get_config('synthetic_grid')
+  for labels, message in [(((0, 1),), 'labeled_videos'), (((-1, 1), (-1, 1)), 'repeats'),
+                          (((5,),), 'each entry'), ((), 'empty')]:
+    config.grid.labels = labels
+    with pytest.raises(ValueError, match=message):
+      label_grid.labels(config)
+
+
+def test_the_sparse_and_retrain_configs():
+  config = posewarper_config.get_config('augmentation_grid')
+  config.stage1.init = '/coco.pth'
+  config.stage2.init = '/elsewhere'
+  sparse = label_grid.sparse_config(config, config.data, 119, 2)
+  assert (sparse.data.labeled_videos, sparse.data.labeled_frames_per_video) == (119, 2)
+  assert sparse.stage1.global_batch == 64 and sparse.stage2.init == ''
+  assert sparse.stage1.init == '/coco.pth'
+  retrain = label_grid.retrain_config(config, config.data, pathlib.Path('/aug/posetrack18'))
+  assert retrain.data.root == '/aug/posetrack18' and retrain.data.tfds_dir == ''
+  assert (retrain.data.labeled_videos, retrain.data.labeled_frames_per_video) == (-1, -1)
+  # The release's retrain: from COCO, batch 128, 10 epochs, drops at 5 and 7 (0-based 4, 6).
+  assert retrain.stage1.init == '/coco.pth'
+  assert (retrain.stage1.global_batch, retrain.stage1.num_epochs,
+          tuple(retrain.stage1.lr_drop_epochs)) == (128, 10, (4, 6))
+  assert retrain.stage2.init == '' and retrain.eval.aggregate
+
+
+def test_the_figure_leaves_a_nan_as_a_gap(tmp_path):
+  path = tmp_path / 'figure.png'
+  plots.label_grid(['V2_N1', 'V1_N1'], [20, 10],
+                   {'baseline': [math.nan, 40.0], '+ aggregation': [50.0, 45.0]}, path)
+  assert path.stat().st_size > 0
+  assert path.with_suffix('.csv').read_text().splitlines() == [
+      'curve,V1_N1,V2_N1', 'baseline,40.0,', '+ aggregation,45.0,50.0']
