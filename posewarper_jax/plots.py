@@ -66,22 +66,8 @@ def propagation(results: dict[str, dict[str, float]], distances: Sequence[str],
   axes.set_xticks(x, list(distances))
   axes.set_xlim(-0.5, max(len(distances), 1) - 0.5)
   axes.set_ylim(0, 100)
-  axes.set_xlabel('|delta| (frames from the labeled frame)')
-  axes.set_ylabel('Total mAP')
-  axes.grid(True, alpha=0.4)
-  axes.set_axisbelow(True)
-  if rows:
-    axes.legend(loc='best')
-
-  path.parent.mkdir(parents=True, exist_ok=True)
-  # print_png, not figure.savefig: savefig takes its dpi and bounding box from the user's
-  # matplotlibrc (savefig.bbox: tight would change the size); this writes the figure as built.
-  canvas.print_png(path)
-  with path.with_suffix('.csv').open('w', newline='') as f:
-    writer = csv.writer(f, lineterminator='\n')
-    writer.writerow(['row', *distances])
-    for row in rows:
-      writer.writerow([row, *(f'{v:.1f}' if math.isfinite(v) else '' for v in values[row])])
+  _finish(canvas, axes, '|delta| (frames from the labeled frame)', path, 'row', distances,
+          values)
 
 
 def label_grid(points: Sequence[str], labels: Sequence[int], curves: dict[str, Sequence[float]],
@@ -111,16 +97,26 @@ def label_grid(points: Sequence[str], labels: Sequence[int], curves: dict[str, S
     axes.set_xscale('log')
   axes.set_xticks(xs, [f'{labels[i]}\n{points[i]}' for i in order])
   axes.minorticks_off()
-  axes.set_xlabel('labeled frames in training (grid point)')
+  _finish(canvas, axes, 'labeled frames in training (grid point)', path, 'curve',
+          [points[i] for i in order], values)
+
+
+def _finish(canvas: FigureCanvasAgg, axes, xlabel: str, path: pathlib.Path, name: str,
+            columns: Sequence[str], values: dict[str, Sequence[float]]) -> None:
+  """The shared labels, grid and legend; the PNG at path and the CSV beside it (header
+  `<name>,<columns>`, one line per series, one decimal, a NaN as an empty cell)."""
+  axes.set_xlabel(xlabel)
   axes.set_ylabel('Total mAP')
   axes.grid(True, alpha=0.4)
   axes.set_axisbelow(True)
-  if curves:
+  if values:
     axes.legend(loc='best')
   path.parent.mkdir(parents=True, exist_ok=True)
+  # print_png, not figure.savefig: savefig takes its dpi and bounding box from the user's
+  # matplotlibrc (savefig.bbox: tight would change the size); this writes the figure as built.
   canvas.print_png(path)
   with path.with_suffix('.csv').open('w', newline='') as f:
     writer = csv.writer(f, lineterminator='\n')
-    writer.writerow(['curve', *(points[i] for i in order)])
-    for curve, y in values.items():
-      writer.writerow([curve, *(f'{v:.1f}' if math.isfinite(v) else '' for v in y)])
+    writer.writerow([name, *columns])
+    for series, y in values.items():
+      writer.writerow([series, *(f'{v:.1f}' if math.isfinite(v) else '' for v in y)])
