@@ -50,8 +50,16 @@ def main(argv):
   # Imported after the distributed runtime is up: nothing may touch the devices before it.
   import jax
 
-  from posewarper_jax import (augment, config_checks, evaluate, infer, label_grid, propagate,
-                              report, train)
+  from posewarper_jax import (
+    augment,
+    config_checks,
+    evaluate,
+    infer,
+    label_grid,
+    propagate,
+    report,
+    train,
+  )
 
   config = FLAGS.config
   # Every path the user gave, absolute from here on (paths.py says why).

@@ -80,7 +80,8 @@ def sparse_config(config, data, videos: int, frames: int) -> ml_collections.Conf
   run.data = ml_collections.ConfigDict(data.to_dict())
   run.data.update(labeled_videos=videos, labeled_frames_per_video=frames)
   run.stages = (1, 2)
-  run.stage2.init = ''  # its own stage 1: a network from elsewhere may have seen other labels
+  # Its own networks: one from elsewhere may have seen labels outside the subset.
+  run.stage2.init = run.eval.checkpoint = ''
   run.after_training = ('eval', 'propagate', 'augment')
   run.eval.aggregate = False  # the baseline curve is the single frame
   return run
@@ -96,7 +97,7 @@ def retrain_config(config, data, augmented_root: pathlib.Path) -> ml_collections
   run.stages = (1, 2)
   run.stage1.update(config.grid.retrain.stage1.to_dict())
   run.stage2.update(config.grid.retrain.stage2.to_dict())
-  run.stage2.init = ''  # the retrained stage 1, never the sparse run's
+  run.stage2.init = run.eval.checkpoint = ''  # the retrained networks, never another's
   run.after_training = ('eval',)
   run.eval.aggregate = True
   return run

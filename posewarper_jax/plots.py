@@ -86,7 +86,8 @@ def label_grid(points: Sequence[str], labels: Sequence[int], curves: dict[str, S
   order = sorted(range(len(points)), key=lambda i: labels[i])
   xs = [labels[i] for i in order]
   values = {c: [float(v[i]) for i in order] for c, v in curves.items()}
-  colours = dict(zip(curves, ('#c82828', '#1e5ac8', '#3ca03c', *OTHER_COLOURS)))
+  palette = ('#c82828', '#1e5ac8', '#3ca03c', *OTHER_COLOURS)
+  colours = {curve: palette[i % len(palette)] for i, curve in enumerate(curves)}
   figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout='constrained')
   canvas = FigureCanvasAgg(figure)
   axes = figure.add_subplot()

@@ -95,9 +95,11 @@ def test_the_sparse_and_retrain_configs():
   config = posewarper_config.get_config('augmentation_grid')
   config.stage1.init = '/coco.pth'
   config.stage2.init = '/elsewhere'
+  config.eval.checkpoint = '/elsewhere'
   sparse = label_grid.sparse_config(config, config.data, 119, 2)
   assert (sparse.data.labeled_videos, sparse.data.labeled_frames_per_video) == (119, 2)
-  assert sparse.stage1.global_batch == 64 and sparse.stage2.init == ''
+  assert sparse.stage1.global_batch == 64
+  assert sparse.stage2.init == sparse.eval.checkpoint == ''  # its own networks only
   assert sparse.stage1.init == '/coco.pth'
   retrain = label_grid.retrain_config(config, config.data, pathlib.Path('/aug/posetrack18'))
   assert retrain.data.root == '/aug/posetrack18' and retrain.data.tfds_dir == ''
@@ -106,7 +108,7 @@ def test_the_sparse_and_retrain_configs():
   assert retrain.stage1.init == '/coco.pth'
   assert (retrain.stage1.global_batch, retrain.stage1.num_epochs,
           tuple(retrain.stage1.lr_drop_epochs)) == (128, 10, (4, 6))
-  assert retrain.stage2.init == '' and retrain.eval.aggregate
+  assert retrain.stage2.init == retrain.eval.checkpoint == '' and retrain.eval.aggregate
 
 
 def test_the_figure_leaves_a_nan_as_a_gap(tmp_path):
