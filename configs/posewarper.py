@@ -35,14 +35,18 @@ def _paper() -> ml_collections.ConfigDict:
   config.after_training = ()
 
   config.data = ml_collections.ConfigDict()
-  # The PoseTrack18 directory in the official layout (images/, annotations/{train,val,...});
-  # '' reads $POSETRACK18_DIR. tfds_dir: where the TFDS build goes ('' = <root>/tfds).
+  # The dataset directory in any official layout, detected (PoseTrack18: images/ and
+  # annotations/{train,val,test}; PoseTrack21: images/ and posetrack_data/{train,val};
+  # PoseTrack17: annotations/ in the 2017 format); '' reads $POSETRACK18_DIR. tfds_dir: where
+  # the TFDS build goes ('' = <root>/tfds).
   config.data.root = ''
   config.data.tfds_dir = ''
   # Generate a synthetic PoseTrack18 in <workdir>/data instead (posewarper_jax/data/synthetic.py).
   config.data.synthetic = False
   config.data.synthetic_videos = (12, 4)  # train, val
   config.data.synthetic_frame_size = (288, 384)  # (H, W)
+  # The layout the synthetic set is written in: 'posetrack18', 'posetrack21' or 'posetrack17'.
+  config.data.synthetic_layout = 'posetrack18'
   # k: the supporting frame B is t + delta, delta uniform in [-k, k] (spec 2.2: T = 2). Frames
   # are stored within stored_gap of a label (the builder's max_gap): any k <= 7 needs no rebuild.
   config.data.max_gap = 2

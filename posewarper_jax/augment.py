@@ -9,9 +9,10 @@ experiment has seen another label). Every kept pose is propagated by the run's P
 of the six frames at delta -3 .. -1, +1 .. +3 of its video that are stored and not kept
 themselves (pairs.augmentation_targets; a frame near two kept frames gets the poses of both); a
 joint is kept where x > 0, y > 0 and the warped peak > 0.2, else written as (0, 0, 0); the
-person keeps its source box. The result is a PoseTrack18 directory in the official layout
-(images linked, the other splits' annotations linked unchanged, new train annotation files:
-the kept labels and the propagated ones, every other label dropped) that the `augmented`
+person keeps its source box. The result is a PoseTrack18 directory in the official layout,
+whichever layout the source has (images linked, the other splits' annotation folders linked
+unchanged, in their own format; new train annotation files in the 2018 format: the kept labels
+and the propagated ones, every other label dropped) that the `augmented`
 config variant retrains the single-frame network on, from COCO with the release's settings:
 
     python run.py --config=configs/posewarper.py:augmented --workdir=runs/augmented \\
@@ -32,8 +33,9 @@ from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import image_ids_of, propagation_items, propagation_stream
 from tfds_posetrack.posetrack18 import (
   PROPAGATION_DISTANCE,
-  SPLITS,
   augmentation_targets,
+  formats,
+  layouts,
   sparse_labels,
 )
 
@@ -114,15 +116,16 @@ def augment(config, workdir: str | pathlib.Path) -> pathlib.Path:
   out = workdir / 'augment' / 'posetrack18'
   if jax.process_index() != 0:
     return out
+  layout = layouts.detect(root)
   _link(root / 'images', out / 'images')
-  for split in (d for d in SPLITS if d != 'train'):
-    if (root / 'annotations' / split).exists():
-      _link(root / 'annotations' / split, out / 'annotations' / split)
-  train_out = out / 'annotations' / 'train'
+  for split in (d for d in layout.splits if d != 'train'):
+    if layout.annotation_dir(root, split).exists():
+      _link(layout.annotation_dir(root, split), layouts.POSETRACK18.annotation_dir(out, split))
+  train_out = layouts.POSETRACK18.annotation_dir(out, 'train')
   train_out.mkdir(parents=True, exist_ok=True)
   counts = {'kept labels': 0, 'propagated people': 0, 'dropped labels': 0}
-  for gt_path in sorted((root / 'annotations' / 'train').glob('*.json')):
-    data = json.loads(gt_path.read_text())
+  for gt_path in sorted(layout.annotation_dir(root, 'train').glob('*.json')):
+    data, _ = formats.read(gt_path)  # PoseTrack17's frames keep their imgnum: the same ids
     next_id = max((int(a['id']) for a in data['annotations']), default=0) + 1
     annotations = []
     for a in data['annotations']:

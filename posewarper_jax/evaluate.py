@@ -68,7 +68,7 @@ def evaluate(config, workdir: str | pathlib.Path) -> dict[str, dict]:
   """Predicts, writes and scores every row; returns row -> the posetrack_map result."""
   workdir = pathlib.Path(workdir)
   split = split_directory(config.eval.split, 'config.eval.split')
-  gt_dir = source.dataset_root(config, workdir) / 'annotations' / split
+  gt_dir = source.annotation_dir(config, workdir, split)
   out = workdir / 'eval' / split
   results = {}
   for row, (image_ids, xy, scores) in predict(config, workdir).items():

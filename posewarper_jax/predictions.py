@@ -1,4 +1,4 @@
-"""Poses as PoseTrack 2018 prediction files, and what HRNet does to them before writing.
+"""Poses as PoseTrack prediction files (2018 or 2017 format), and what HRNet does to them first.
 
     keep = nms_per_frame(image_ids, xy, scores, areas, 0.9)   # HRNet's OKS-NMS
     xy, scores = neck_from_shoulders(xy, scores)              # the release's "neck"
@@ -11,12 +11,12 @@ value, times the box score for detector boxes (POSEWARPER_SPEC.md section 3).
 from __future__ import annotations
 
 import collections
-import json
 import pathlib
 from collections.abc import Sequence
 
 import numpy as np
 
+from tfds_posetrack.posetrack18 import formats
 from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS, OKS_SIGMAS, categories
 
 
@@ -66,14 +66,17 @@ def neck_from_shoulders(xy: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray,
 
 
 def write_predictions(out_dir: str | pathlib.Path, gt_dir: str | pathlib.Path,
-                      image_ids: Sequence[int], xy: np.ndarray, scores: np.ndarray) -> int:
-  """Per-video PoseTrack 2018 prediction files for every ground-truth file in gt_dir.
+                      image_ids: Sequence[int], xy: np.ndarray, scores: np.ndarray,
+                      annotation_format: str | None = None) -> int:
+  """Per-video PoseTrack prediction files for every ground-truth file in gt_dir.
 
-  image_ids [N] (the frames' ids as in the ground truth), xy [N, 17, 2], scores [N, 17]. Each
-  file copies its ground truth's images list (the evaluator pairs frames by position) and holds
-  one annotation per person with keypoints (x, y, 1), per-joint scores and a track id unique
-  in its frame. Videos without predictions get a file with no annotations. Returns the number
-  of files written.
+  image_ids [N] (the frames' ids as in the ground truth, or as formats.py numbers a 2017
+  file's frames), xy [N, 17, 2], scores [N, 17]. Each file copies its ground truth's frames
+  (the evaluator pairs them by position) and holds one person per pose with keypoints (x, y, 1),
+  per-joint scores and a track id unique in its frame. Videos without predictions get a file
+  with no people. annotation_format: 'posetrack18' or 'posetrack17' (formats.FORMATS); None
+  writes each file in its ground truth's format, as poseval expects. Returns the number of
+  files written.
   """
   out_dir, gt_dir = pathlib.Path(out_dir), pathlib.Path(gt_dir)
   gt_files = sorted(gt_dir.glob('*.json'))
@@ -89,8 +92,8 @@ def write_predictions(out_dir: str | pathlib.Path, gt_dir: str | pathlib.Path,
   out_dir.mkdir(parents=True, exist_ok=True)
   written_ids = set()
   for path in gt_files:
-    with open(path) as f:
-      images = json.load(f)['images']
+    gt, gt_format = formats.read(path)
+    images = gt['images']
     annotations = []
     for image in images:
       image_id = int(image.get('id', image.get('frame_id')))
@@ -100,8 +103,9 @@ def write_predictions(out_dir: str | pathlib.Path, gt_dir: str | pathlib.Path,
                             'track_id': track, 'keypoints': keypoints.ravel().tolist(),
                             'scores': scores[i].tolist()})
         written_ids.add(image_id)
-    with open(out_dir / path.name, 'w') as f:
-      json.dump({'images': images, 'annotations': annotations, 'categories': categories()}, f)
+    formats.write(out_dir / path.name,
+                  {'images': images, 'annotations': annotations, 'categories': categories()},
+                  annotation_format or gt_format)
   missing = set(people) - written_ids
   if missing:
     raise ValueError(f'{len(missing)} predicted frames are in no ground-truth file of {gt_dir} '

@@ -45,6 +45,7 @@ from posewarper_jax.metrics import posetrack_map
 from tfds_posetrack.posetrack18 import (
   PROPAGATION_DISTANCE,
   PROPAGATION_MIN_RUN,
+  formats,
   propagation_protocol,
   split_directory,
 )
@@ -66,7 +67,7 @@ def _subset(gt_dir: pathlib.Path, out: pathlib.Path, image_ids: set[int]) -> pat
     shutil.rmtree(out)
   out.mkdir(parents=True)
   for path in sorted(gt_dir.glob('*.json')):
-    data = json.loads(path.read_text())
+    data, _ = formats.read(path)  # a PoseTrack17 file as the 2018 dict: its ids are the records'
     data['annotations'] = [a for a in data['annotations'] if int(a['image_id']) in image_ids]
     (out / path.name).write_text(json.dumps(data))
   return out
@@ -104,7 +105,7 @@ def propagate(config, workdir: str | pathlib.Path) -> dict[str, dict[str, float]
   ids = {'PoseWarper': target_ids, 'copy': target_ids, 'single frame': single[0]}
   poses['single frame'] = single[1:]
 
-  gt_dir = source.dataset_root(config, workdir) / 'annotations' / split
+  gt_dir = source.annotation_dir(config, workdir, split)
   out = workdir / 'propagate' / split
   frame_ids = image_ids_of(records, protocol[:, 0])
   distance = np.abs(protocol[:, 2])

@@ -108,9 +108,11 @@ def test_missing_data_says_where_it_looked(tmp_path):
   # No directory: TFDS's own message, with our instructions.
   with pytest.raises(AssertionError, match='(?s)nothing does not exist.*PoseTrack21'):
     prepare(tmp_path / 'nothing', tmp_path / 'tfds')
-  # A directory without annotations/{train,val,test}.
+  # A directory in none of the layouts: what each would have, and how to get the data.
   (tmp_path / 'other' / 'images').mkdir(parents=True)
-  with pytest.raises(FileNotFoundError, match='no PoseTrack 2018 annotations under .*other'):
+  with pytest.raises(FileNotFoundError,
+                     match='(?s)other is no PoseTrack directory: expected .*posetrack_data.*'
+                           'PoseTrack21: manual_dir'):
     prepare(tmp_path / 'other', tmp_path / 'tfds')
 
 

@@ -2,8 +2,10 @@
 
     records, table = open_split(config, workdir, 'train')
 
-config.data.root (or $POSETRACK18_DIR) names a directory in the official layout; with
-config.data.synthetic the videos are generated into <workdir>/data/posetrack18 first. Either way
+config.data.root (or $POSETRACK18_DIR) names a directory in one of PoseTrack's official layouts
+(PoseTrack18, PoseTrack21 or PoseTrack17: tfds_posetrack/posetrack18/layouts.py, detected); with
+config.data.synthetic the videos are generated into <workdir>/data/<config.data.synthetic_layout>
+first. Either way
 the TFDS build (tfds_posetrack/posetrack18) is made once and reused. With several processes,
 process 0 prepares and the others wait for it.
 """
@@ -20,7 +22,7 @@ from jax.experimental import multihost_utils
 
 from posewarper_jax import paths
 from posewarper_jax.data import synthetic
-from tfds_posetrack.posetrack18 import Builder, FrameTable, prepare
+from tfds_posetrack.posetrack18 import Builder, FrameTable, layouts, prepare
 
 ROOT_ENV = 'POSETRACK18_DIR'
 # Written last by the generator's caller, with the generation settings: a half-written set is
@@ -31,12 +33,13 @@ _SYNTHETIC_DONE = 'GENERATED'
 def dataset_root(config, workdir: str | os.PathLike) -> pathlib.Path:
   """The PoseTrack18 directory this config reads (not created here)."""
   if config.data.synthetic:
-    return pathlib.Path(workdir) / 'data' / 'posetrack18'
+    return pathlib.Path(workdir) / 'data' / config.data.synthetic_layout
   root = config.data.root or os.environ.get(ROOT_ENV, '')
   if not root:
     raise FileNotFoundError(
         'config.data.root is empty and $POSETRACK18_DIR is not set: no PoseTrack18 to read. '
-        f'Point either at the official layout (images/, annotations/train, ...; how to get it: '
+        f'Point either at an official layout (images/ and annotations/ or posetrack_data/; how '
+        f'to get it: '
         f'{_how_to_get()}), or run the synthetic variant: '
         '--config=configs/posewarper.py:synthetic')
   return pathlib.Path(paths.absolute(root))  # $POSETRACK18_DIR may be relative
@@ -49,21 +52,31 @@ def _how_to_get() -> str:
 def _generate(root: pathlib.Path, config) -> None:
   num_train, num_val = config.data.synthetic_videos
   height, width = config.data.synthetic_frame_size
-  settings = json.dumps(dict(seed=config.seed, num_train=num_train, num_val=num_val, num_test=0,
-                             width=width, height=height), sort_keys=True)
+  settings = dict(seed=config.seed, num_train=num_train, num_val=num_val, num_test=0,
+                  width=width, height=height)
+  if config.data.synthetic_layout != 'posetrack18':  # sets generated before layouts stay valid
+    settings['layout'] = config.data.synthetic_layout
+  settings = json.dumps(settings, sort_keys=True)
   done = root / _SYNTHETIC_DONE
   if done.exists():
     if done.read_text().strip() != settings:
       # The TFDS build and any checkpoints come from those videos: never mix two sets.
       raise ValueError(
           f'{root} was generated with {done.read_text().strip()}, but config.seed / '
-          f'config.data.synthetic_videos / config.data.synthetic_frame_size now ask for '
+          f'config.data.synthetic_videos / synthetic_frame_size / synthetic_layout now ask for '
           f'{settings}: use another --workdir (or delete {root.parent} to regenerate)')
     return
   print(f'generating a synthetic PoseTrack18 in {root} ({num_train} train / {num_val} val '
-        f'videos, {width}x{height})', flush=True)
+        f'videos, {width}x{height}, {config.data.synthetic_layout} layout)', flush=True)
   synthetic.generate(root, **json.loads(settings))
   done.write_text(settings + '\n')
+
+
+def annotation_dir(config, workdir: str | os.PathLike, folder: str) -> pathlib.Path:
+  """The folder of one split's per-video annotation files (folder: 'train', 'val', 'test') in
+  the run's dataset, whichever its layout: the ground truth the metric reads."""
+  root = dataset_root(config, workdir)
+  return layouts.detect(root).annotation_dir(root, folder)
 
 
 def prepare_dataset(config, workdir: str | os.PathLike) -> Builder:
@@ -75,11 +88,12 @@ def prepare_dataset(config, workdir: str | os.PathLike) -> Builder:
   def build() -> Builder:
     if config.data.synthetic:
       _generate(root, config)
-    elif not (root / 'annotations').is_dir() or not (root / 'images').is_dir():
-      raise FileNotFoundError(
-          f'config.data.root: {root} has no PoseTrack18 (looked for {root / "annotations"} and '
-          f'{root / "images"}). {_how_to_get()} Or run the synthetic variant: '
-          '--config=configs/posewarper.py:synthetic')
+    else:
+      try:
+        layouts.detect(root)
+      except (FileNotFoundError, ValueError) as e:
+        raise FileNotFoundError(f'config.data.root: {e} {_how_to_get()} Or run the synthetic '
+                                'variant: --config=configs/posewarper.py:synthetic') from None
     return prepare(root, tfds_dir, config.data.stored_gap)
 
   if jax.process_count() == 1:

@@ -56,6 +56,7 @@ import json
 import math
 import os
 import pathlib
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -65,6 +66,7 @@ import cv2
 import numpy as np
 
 from tfds_posetrack.posetrack18 import keypoints as kp
+from tfds_posetrack.posetrack18 import layouts
 
 SPLITS = ('train', 'val', 'test')
 LABELED_RUN = 30  # train videos label this many consecutive middle frames
@@ -655,7 +657,7 @@ def write_video(video: Video, root: str | os.PathLike, jpeg_quality: int = JPEG_
 def generate(out_dir: str | os.PathLike, *, seed: int = 0, num_train: int = 12, num_val: int = 4,
              num_test: int = 4, frames: int | tuple[int, int] = (40, 80), width: int = 384,
              height: int = 288, max_people: int = 3, crowd_prob: float = 0.35,
-             jpeg_quality: int = JPEG_QUALITY) -> dict[str, Any]:
+             jpeg_quality: int = JPEG_QUALITY, layout: str = 'posetrack18') -> dict[str, Any]:
   """Writes a synthetic PoseTrack 2018 under `out_dir` (see the module docstring).
 
   Args:
@@ -668,6 +670,10 @@ def generate(out_dir: str | os.PathLike, *, seed: int = 0, num_train: int = 12, 
     max_people: each video has 1 to max_people annotated people.
     crowd_prob: the probability that a video has a distant unannotated crowd (ignore regions).
     jpeg_quality: the JPEG quality of the frames.
+    layout: 'posetrack18' (the official 2018 layout), or the same videos as PoseTrack21
+      ('posetrack21': posetrack_data/, no test split) or PoseTrack17 ('posetrack17': the 2017
+      format, frames renamed %08d from 1) lay them out (tfds_posetrack/posetrack18/layouts.py,
+      write_layout).
 
   Returns:
     {'root': str, 'splits': {split: {'videos', 'frames', 'labeled_frames', 'annotations',
@@ -676,12 +682,16 @@ def generate(out_dir: str | os.PathLike, *, seed: int = 0, num_train: int = 12, 
   videos = make_videos(seed=seed, num_train=num_train, num_val=num_val, num_test=num_test,
                        frames=frames, width=width, height=height, max_people=max_people,
                        crowd_prob=crowd_prob)
+  if layout not in layouts.LAYOUTS:
+    raise ValueError(f'layout must be one of {", ".join(layouts.LAYOUTS)}, got {layout!r}')
   root = pathlib.Path(out_dir)
   root.mkdir(parents=True, exist_ok=True)
+  # Another layout is written as PoseTrack18 first, then converted (its frames moved).
+  staging = root if layout == 'posetrack18' else root / '.posetrack18'
   splits = {s: dict(videos=0, frames=0, labeled_frames=0, annotations=0,
                     annotations_without_keypoints=0) for s in SPLITS}
   for video in videos:
-    data = write_video(video, root, jpeg_quality)
+    data = write_video(video, staging, jpeg_quality)
     stats = splits[video.split]
     stats['videos'] += 1
     stats['frames'] += video.nframes
@@ -689,7 +699,11 @@ def generate(out_dir: str | os.PathLike, *, seed: int = 0, num_train: int = 12, 
     anns = data.get('annotations', [])
     stats['annotations'] += len(anns)
     stats['annotations_without_keypoints'] += sum('bbox' not in a for a in anns)
-  return {'root': str(root), 'splits': splits}
+  if staging != root:
+    written = layouts.write_layout(staging, root, layout, move=True)
+    shutil.rmtree(staging)
+    splits = {s: v for s, v in splits.items() if s in written or not v['videos']}
+  return {'root': str(root), 'layout': layout, 'splits': splits}
 
 
 def _frames_arg(text: str) -> int | tuple[int, int]:
@@ -718,12 +732,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--max-people', type=int, default=3)
   parser.add_argument('--crowd-prob', type=float, default=0.35)
   parser.add_argument('--quality', type=int, default=JPEG_QUALITY, help='JPEG quality')
+  parser.add_argument('--layout', choices=sorted(layouts.LAYOUTS), default='posetrack18',
+                      help='the directory layout and annotation format to write')
   args = parser.parse_args(argv)
   start = time.perf_counter()
   summary = generate(args.out, seed=args.seed, num_train=args.train, num_val=args.val,
                      num_test=args.test, frames=args.frames, width=args.width,
                      height=args.height, max_people=args.max_people, crowd_prob=args.crowd_prob,
-                     jpeg_quality=args.quality)
+                     jpeg_quality=args.quality, layout=args.layout)
   for split, s in summary['splits'].items():
     print(f'{split:5s}: {s["videos"]} videos, {s["frames"]} frames, {s["labeled_frames"]} '
           f'labeled, {s["annotations"]} person annotations '

@@ -10,8 +10,12 @@
 The rules (POSEWARPER_SPEC.md section 5; checked against the official evaluator's outputs in
 shared/reference/poseval_golden):
 
+- Files in either of PoseTrack's formats, ground truth and predictions alike, each read as
+  poseval reads it (2017: an annolist; 2018: images and annotations; tfds_posetrack/posetrack18/
+  formats.py converts between them, as poseval does): the same data in either gives the same
+  numbers.
 - Videos are the ground truth's *.json files in sorted order; each needs a prediction file of
-  the same name whose `images` list is as long as the ground truth's (frames pair by position).
+  the same name listing as many frames as the ground truth (frames pair by position).
 - A frame is evaluated when the ground truth has at least one annotation object on it (its
   is_labeled flag is not read); predictions on other frames are ignored.
 - A joint is absent when x == y == v == 0. People without joints are dropped; then every joint
@@ -49,17 +53,18 @@ from typing import Any
 
 import numpy as np
 
+from tfds_posetrack.posetrack18 import formats
 from tfds_posetrack.posetrack18.annotations import finite_array, ignore_polygons
-from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS
+from tfds_posetrack.posetrack18.keypoints import (
+    NUM_JOINTS,
+    POSETRACK17_JOINTS,
+    POSETRACK17_TO_18,
+)
 
-# poseval's 15 joints, in its order; 'neck' is PoseTrack 2018's head_bottom.
-POSEVAL_JOINTS: tuple[str, ...] = (
-    'right_ankle', 'right_knee', 'right_hip', 'left_hip', 'left_knee', 'left_ankle',
-    'right_wrist', 'right_elbow', 'right_shoulder', 'left_shoulder', 'left_elbow', 'left_wrist',
-    'neck', 'nose', 'head_top')
-# POSEVAL_TO_POSETRACK[i] = the PoseTrack 2018 keypoint index of poseval joint i.
-POSEVAL_TO_POSETRACK: tuple[int, ...] = tuple(
-    JOINT_INDEX['head_bottom' if name == 'neck' else name] for name in POSEVAL_JOINTS)
+# poseval's 15 joints, in its order (PoseTrack 2017's joint ids); 'neck' is PoseTrack 2018's
+# head_bottom. POSEVAL_TO_POSETRACK[i] = the PoseTrack 2018 keypoint index of poseval joint i.
+POSEVAL_JOINTS: tuple[str, ...] = POSETRACK17_JOINTS
+POSEVAL_TO_POSETRACK: tuple[int, ...] = POSETRACK17_TO_18
 GROUPS: dict[str, tuple[str, ...]] = {
     'Head': ('head_top', 'neck', 'nose'),
     'Shoulder': ('right_shoulder', 'left_shoulder'),
@@ -99,15 +104,15 @@ class Frame:
 # --- Reading ------------------------------------------------------------------------------------
 
 def _load_json(path: pathlib.Path) -> dict[str, Any]:
+  """A ground-truth or prediction file in either format, as the 2018 dict (formats.py)."""
   try:
-    with open(path) as f:
-      data = json.load(f)
-  except json.JSONDecodeError as e:
-    raise EvaluationError(f'{path}: not valid JSON ({e})') from None
+    data, _ = formats.read(path)
+  except ValueError as e:
+    raise EvaluationError(str(e)) from None
   for key in ('images', 'annotations'):
-    if not isinstance(data.get(key), list):
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
       raise EvaluationError(f'{path}: no "{key}" list (a PoseTrack 2018 file has images and '
-                            'annotations)')
+                            'annotations, a PoseTrack 2017 file an annolist)')
   return data
 
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import math
 import pathlib
 import re
 
 import numpy as np
 
+from tfds_posetrack.posetrack18 import formats
 from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 _FRAME_FILE = re.compile(r'(\d+)\.jpg$')
@@ -75,14 +75,12 @@ class Frame:
 
 
 def load_json(path: pathlib.Path) -> dict:
-  """The parsed file; a clear error naming it when it is not a PoseTrack JSON object."""
-  try:
-    data = json.loads(pathlib.Path(path).read_text())
-  # ValueError: also not UTF-8, or an integer beyond Python's 4300 digits.
-  except (ValueError, RecursionError) as e:
-    raise ValueError(f'{path}: not valid JSON ({e})') from e
+  """The parsed file as a 2018-format dict (a PoseTrack17 file converted: formats.py); a clear
+  error naming it when it is not a PoseTrack annotation file."""
+  data, _ = formats.read(path)
   if not isinstance(data, dict) or not isinstance(data.get('images'), list):
-    raise ValueError(f'{path}: expected a JSON object with an "images" list')
+    raise ValueError(f'{path}: expected a JSON object with an "images" list (PoseTrack18 / 21) '
+                     'or an "annolist" (PoseTrack17)')
   if not isinstance(data.get('annotations') or [], list):
     raise ValueError(f'{path}: "annotations" must be a list, got '
                      f'{type(data["annotations"]).__name__}')
@@ -327,7 +325,7 @@ def read_video(json_path: str | pathlib.Path, root: str | pathlib.Path,
       people_by_image[image_id].append(person)
 
   frames, seen = [], {}
-  stem_id = json_path.stem.split('_')[0]
+  stem_id = formats.video_id_of(json_path)
   video_id, frame_files = None, {}
   for i, image in enumerate(data['images']):
     what = _entry('image', image, i)
@@ -344,7 +342,8 @@ def read_video(json_path: str | pathlib.Path, root: str | pathlib.Path,
     match = _FRAME_FILE.search(file_name)
     if match is None:
       raise ValueError(f'{where}: file_name {file_name!r} is not <frame>.jpg')
-    frame_index = int(match[1])
+    # A PoseTrack17 frame is numbered by its imgnum (formats.py), not by its 1-based name.
+    frame_index = image['imgnum'] - 1 if 'imgnum' in image else int(match[1])
     nframes = number(image['nframes'], where, 'nframes', integer=True, bounds=(1, MAX_FRAMES))
     if frame_index >= MAX_FRAMES:
       raise ValueError(f'{where}: file_name {file_name!r} is frame {frame_index}: frame files '

@@ -88,3 +88,15 @@ def box_has_area(box) -> bool:
   with one annotated joint (or joints on one line) a box without area; HRNet's loaders drop
   such people, and so do the project's crops."""
   return bool(box[2] > 0 and box[3] > 0)
+
+
+# PoseTrack 2017's 15 joints (poseval's native format and order, spec 8): POSETRACK17_JOINTS[j]
+# is the joint with id j in an annorect's annopoints. 'neck' is PoseTrack 2018's head_bottom;
+# the ears have no 2017 id.
+POSETRACK17_JOINTS: tuple[str, ...] = (
+    'right_ankle', 'right_knee', 'right_hip', 'left_hip', 'left_knee', 'left_ankle',
+    'right_wrist', 'right_elbow', 'right_shoulder', 'left_shoulder', 'left_elbow', 'left_wrist',
+    'neck', 'nose', 'head_top')
+# POSETRACK17_TO_18[j] = the 17-keypoint index of 2017 joint id j.
+POSETRACK17_TO_18: tuple[int, ...] = tuple(
+    JOINT_INDEX['head_bottom' if name == 'neck' else name] for name in POSETRACK17_JOINTS)

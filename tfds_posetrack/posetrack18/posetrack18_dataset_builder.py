@@ -1,5 +1,9 @@
 """TFDS builder for PoseTrack 2018: one ArrayRecord record per frame, JPEG bytes as they are.
 
+The directory it is given may be in any of PoseTrack's three layouts (layouts.py: PoseTrack18,
+PoseTrack21, PoseTrack17); it detects which and builds the same records from each, and
+`info.metadata['layout']` says which it was.
+
     builder = prepare(ROOT, DATA_DIR, max_gap=7)   # builds once, reuses an existing build
     records = builder.as_data_source('train')      # random access, no TensorFlow
 
@@ -34,9 +38,7 @@ from absl import logging
 
 from tfds_posetrack.posetrack18.annotations import Frame, read_video
 from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
-
-# Directory names of the official layout -> TFDS split names (the one place for both).
-SPLITS = {'train': 'train', 'val': 'validation', 'test': 'test'}
+from tfds_posetrack.posetrack18.layouts import SPLITS, Layout, detect
 
 
 def split_directory(split: str, field: str = 'split') -> str:
@@ -98,13 +100,17 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {'1.0.0': 'One record per frame; JPEG bytes stored unchanged.'}
   BUILDER_CONFIGS = [PoseTrack18Config(name='default', description='frames within 7 of a label')]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  PoseTrack 2018 cannot be downloaded automatically. Its original site (posetrack.net) is
+  PoseTrack cannot be downloaded automatically. Its original site (posetrack.net) is
   offline; the 2018 videos are redistributed with PoseTrack21
   (https://github.com/anDoer/PoseTrack21), which asks you to sign an agreement for access.
-  Put the data in `manual_dir` in the official layout:
+  Point `manual_dir` at the dataset in one of its official layouts:
 
-      manual_dir/images/{train,val,test}/<sequence>/<6-digit frame>.jpg
-      manual_dir/annotations/{train,val,test}/<sequence>.json     (v0.45: 593 / 170 / 375)
+      PoseTrack21: manual_dir/images/{train,val}/<sequence>/<6-digit frame>.jpg
+                   manual_dir/posetrack_data/{train,val}/<sequence>.json
+      PoseTrack18: manual_dir/images/{train,val,test}/<sequence>/<6-digit frame>.jpg
+                   manual_dir/annotations/{train,val,test}/<sequence>.json  (v0.45: 593/170/375)
+      PoseTrack17: manual_dir/annotations/{train,val,test}/<sequence>.json  (2017 format)
+                   manual_dir/images/...  (as the files name them; the download's posetrack_data)
 
   Splits whose annotations directory is absent are left out. For a dataset in the same layout
   without any download, `python -m posewarper_jax.data.synthetic --out DIR` writes a
@@ -156,27 +162,33 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     root = pathlib.Path(dl_manager.manual_dir)
-    present = present_splits(root)
+    try:
+      layout = detect(root)
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f'{e}\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}') from None
+    present = layout.present_splits(root)
     if not present:
       raise FileNotFoundError(
-          f'no PoseTrack 2018 annotations under {root}/annotations/{{train,val,test}}: '
-          f'{self.MANUAL_DOWNLOAD_INSTRUCTIONS}')
-    for directory in sorted(SPLITS.keys() - present.keys()):
+          f'no PoseTrack annotations under {root / layout.annotations}/'
+          f'{{{",".join(layout.splits)}}}: {self.MANUAL_DOWNLOAD_INSTRUCTIONS}')
+    for directory in sorted(set(layout.splits) - present.keys()):
       folders = _video_folders(root / 'images' / directory)
       if folders:
         print(f'posetrack18: {root / "images" / directory} has {len(folders)} video folders but '
-              f'there is no {root / "annotations" / directory}: that split is left out')
+              f'there is no {layout.annotation_dir(root, directory)}: that split is left out')
+    print(f'posetrack18: {root} is in the {layout.name} layout', flush=True)
+    self.info.metadata['layout'] = layout.name
     # Before reading anything: a file changed during the build makes the next prepare() refuse.
-    self.info.metadata['source'] = source_fingerprint(root, present)
+    self.info.metadata['source'] = source_fingerprint(root, present, layout)
     self.info.metadata.setdefault('frames', {})
     self.info.metadata.setdefault('skipped', {})
-    return {split: self._generate_examples(root, directory, split)
+    return {split: self._generate_examples(root, layout, directory, split)
             for directory, split in present.items()}
 
-  def _generate_examples(self, root: pathlib.Path, directory: str, split: str):
+  def _generate_examples(self, root: pathlib.Path, layout: Layout, directory: str, split: str):
     counts = collections.Counter(dict.fromkeys(REPORTED_COUNTS, 0))
     table = {'video_id': [], 'frame_index': [], 'nframes': [], 'is_labeled': [], 'people': []}
-    annotation_dir = root / 'annotations' / directory
+    annotation_dir = layout.annotation_dir(root, directory)
     paths = sorted(annotation_dir.glob('*.json'))
     unannotated = sorted(_video_folders(root / 'images' / directory) - {p.stem for p in paths})
     counts['videos_without_annotations'] = len(unannotated)
@@ -239,11 +251,6 @@ def _why_empty(split: str, annotation_dir: pathlib.Path, files: int, on_disk: in
           + ', '.join(parts))
 
 
-def present_splits(root: pathlib.Path) -> dict[str, str]:
-  """{directory: split} of the official splits that root/annotations has."""
-  return {d: s for d, s in SPLITS.items() if (root / 'annotations' / d).is_dir()}
-
-
 def _video_folders(directory: pathlib.Path) -> set[str]:
   """Names of the folders in `directory` (none when it does not exist)."""
   if not directory.is_dir():
@@ -258,12 +265,17 @@ def _few(names) -> str:
   return ', '.join(names[:_FEW]) + more
 
 
-def source_fingerprint(root: str | pathlib.Path, directories) -> dict:
+def source_fingerprint(root: str | pathlib.Path, directories, layout: Layout | None = None
+                       ) -> dict:
   """What a build is made from, per split directory (e.g. 'val'):
 
       {'annotations': {'<video>.json': sha256 of its bytes},
        'images': {'<video folder>': [number of .jpg files, sha256 of their sorted
                                      "<relative path>\t<size>" lines]}}
+
+  layout: where the annotation files are (detect(root) when None). Images are those of
+  images/<directory>; PoseTrack17 does not sort its frames by split (images/<source>/<seq>), so
+  there every split lists all of images/.
 
   Images are fingerprinted by relative path and size, not content: hashing every JPEG of
   PoseTrack18 (~100k frames, tens of GB) would take minutes on each training run, and the
@@ -273,12 +285,15 @@ def source_fingerprint(root: str | pathlib.Path, directories) -> dict:
   that points outside images/<split> is read but not fingerprinted.
   """
   root = pathlib.Path(root)
-  out = {}
+  layout = layout or detect(root)
+  out, listings = {}, {}
   for directory in sorted(directories):
     annotations = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                   for p in sorted((root / 'annotations' / directory).glob('*.json'))}
-    out[directory] = {'annotations': annotations,
-                      'images': _image_listing(root / 'images' / directory)}
+                   for p in sorted(layout.annotation_dir(root, directory).glob('*.json'))}
+    images = root / 'images' / ('' if layout.name == 'posetrack17' else directory)
+    if images not in listings:
+      listings[images] = _image_listing(images)
+    out[directory] = {'annotations': annotations, 'images': listings[images]}
   return out
 
 
@@ -307,15 +322,16 @@ def _image_listing(directory: pathlib.Path) -> dict[str, list]:
           for group, v in sorted(lines.items())}
 
 
-def source_changes(built: dict, now: dict) -> list[str]:
-  """What differs between two source_fingerprint results, one line per kind of change."""
+def source_changes(built: dict, now: dict, annotations: str = 'annotations') -> list[str]:
+  """What differs between two source_fingerprint results, one line per kind of change;
+  annotations: the layout's annotation folder (Layout.annotations), as the lines name it."""
   changes = []
   for directory in sorted(built.keys() | now.keys()):
     if directory not in now:
-      changes.append(f'annotations/{directory} is gone (the build has that split)')
+      changes.append(f'{annotations}/{directory} is gone (the build has that split)')
       continue
     if directory not in built:
-      changes.append(f'annotations/{directory} is new (the build has no such split)')
+      changes.append(f'{annotations}/{directory} is new (the build has no such split)')
       continue
     old, new = built[directory]['annotations'], now[directory]['annotations']
     for what, names in (('added', sorted(new.keys() - old.keys())),
@@ -323,7 +339,7 @@ def source_changes(built: dict, now: dict) -> list[str]:
                         ('changed', sorted(k for k in old.keys() & new.keys()
                                            if old[k] != new[k]))):
       if names:
-        changes.append(f'annotations/{directory}: {len(names)} files {what} ({_few(names)})')
+        changes.append(f'{annotations}/{directory}: {len(names)} files {what} ({_few(names)})')
     old, new = built[directory]['images'], now[directory]['images']
     folders = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if folders:
@@ -348,15 +364,20 @@ def check_source(builder: Builder, manual_dir: str | pathlib.Path) -> None:
   """
   root = pathlib.Path(manual_dir)
   built = dict(builder.info.metadata.items()).get('source')
-  if built is None or not (root / 'annotations').is_dir():
+  try:
+    layout = detect(root)
+  except (FileNotFoundError, ValueError) as e:
+    layout, problem = None, str(e)
+  if built is None or layout is None:
     reason = ('it records no source (built before fingerprints existed)' if built is None
-              else f'{root / "annotations"} does not exist')
+              else problem)
     message = (f'WARNING: posetrack18: reusing the build in {builder.data_dir} unchecked: '
                f'{reason}. If {root} changed since, delete {builder.data_dir} to rebuild.')
     logging.info(message)  # for log files; the print is what a user sees (as the counts)
     print(message, file=sys.stderr, flush=True)
     return
-  changes = source_changes(built, source_fingerprint(root, present_splits(root)))
+  changes = source_changes(built, source_fingerprint(root, layout.present_splits(root), layout),
+                           layout.annotations)
   if changes:
     raise ValueError(
         f'posetrack18: the build in {builder.data_dir} was made from another state of {root}: '
