@@ -118,3 +118,18 @@ def test_the_figure_leaves_a_nan_as_a_gap(tmp_path):
   assert path.stat().st_size > 0
   assert path.with_suffix('.csv').read_text().splitlines() == [
       'curve,V1_N1,V2_N1', 'baseline,40.0,', '+ aggregation,45.0,50.0']
+
+
+def test_a_point_added_to_the_grid_does_not_refuse_the_points_trained(grid):
+  import ml_collections
+
+  from posewarper_jax import train
+
+  workdir, _, _ = grid
+  run = workdir / 'grid' / 'Vall_N2' / 'sparse'
+  config = ml_collections.ConfigDict(json.loads((run / 'config.json').read_text()))
+  config.grid.labels = ((-1, 2), (3, 1))
+  train.check_resume(config, run)  # the grid's fields are not the run's
+  config.stage1.num_epochs += 1
+  with pytest.raises(ValueError, match='stage1.num_epochs'):
+    train.check_resume(config, run)

@@ -272,3 +272,12 @@ def test_a_tiny_run_trains_evaluates_and_propagates_on_another_layout(tmp_path, 
                                         else 'posetrack18')
   scores = propagate.propagate(config, workdir)
   assert {'PoseWarper', 'copy', 'single frame'} <= set(scores)
+
+
+def test_the_posetrack17_variant_runs_the_release_grid_unscaled():
+  from tests.test_train import posewarper_config
+
+  config = posewarper_config.get_config('posetrack17,augmentation_grid')
+  assert tuple(map(tuple, config.grid.labels)) == ((100, 1), (175, 1), (-1, 1), (50, 1),
+                                                    (50, 2), (50, 4))
+  assert config.stage1.global_batch == 64

@@ -43,6 +43,10 @@ a frame's annotations when any of their body lies in the image; one whose joints
 (e.g. only a sliver of the head in the frame) is written with zero keypoints and no bbox, as
 real files have such people. Crowds of small unannotated figures lie under the ignore regions.
 
+Layouts: `generate(..., layout='posetrack21' | 'posetrack17')` writes the same videos as
+PoseTrack21 (posetrack_data/, no test split) or PoseTrack17 (the 2017 format) lay them out
+(tfds_posetrack/posetrack18/layouts.py), so each layout can be exercised without the real data.
+
 Deterministic: the same arguments give byte-identical JSON and identical JPEG files. Everything in
 pixels (sizes, speeds) scales with the frame size, so 384x288 (the default, the network input)
 and 1920x1080 (the real data's size) give the same videos at different resolutions.

@@ -1,4 +1,5 @@
-"""Builds the PoseTrack18 TFDS dataset from a directory in the official layout.
+"""Builds the PoseTrack18 TFDS dataset from a directory in any official layout (PoseTrack18,
+PoseTrack21 or PoseTrack17: layouts.py detects which).
 
     python -m tfds_posetrack.posetrack18 --manual_dir=DIR [--data_dir=DIR] [--max_gap=7]
 
@@ -19,7 +20,8 @@ from tfds_posetrack.posetrack18.posetrack18_dataset_builder import prepare
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog='python -m tfds_posetrack.posetrack18',
                                    description=__doc__.split('\n\n')[0])
-  parser.add_argument('--manual_dir', required=True, help='PoseTrack18 in the official layout')
+  parser.add_argument('--manual_dir', required=True,
+                      help='PoseTrack18, 21 or 17 in its official layout')
   parser.add_argument('--data_dir', default=None, help='TFDS data directory (TFDS default)')
   parser.add_argument('--max_gap', type=int, default=7,
                       help='keep frames within this many frames of a labeled one (-1: all)')
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                     None if args.max_gap == -1 else args.max_gap)
   for split, counts in builder.info.metadata['skipped'].items():
     print(f'{split}: ' + ', '.join(f'{k} {v}' for k, v in counts.items() if v))
-  print(f'dataset at {builder.data_dir}')
+  print(f'dataset at {builder.data_dir} '
+        f'(from the {builder.info.metadata.get("layout", "posetrack18")} layout)')
   return 0
 
 
