@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -42,3 +44,13 @@ def machine_line() -> str:
   device = jax.devices()[0].device_kind
   return (f'jax {jax.__version__} on {jax.default_backend()} ({device}); {os.cpu_count()} CPU '
           f'cores; {platform.processor() or platform.machine()}')
+
+
+def hlo_census(hlo_text: str) -> dict[str, int]:
+  """Op name -> count in an optimized HLO module's text (fusions' bodies included), the ops
+  that decide a step's cost and its lowering on a TPU (gathers, scatters) first."""
+  ops = collections.Counter(re.findall(r'\s([a-z][a-z0-9-]*)\(', hlo_text))
+  first = ('convolution', 'dot', 'gather', 'scatter', 'dynamic-slice', 'dynamic-update-slice',
+           'transpose', 'fusion', 'custom-call', 'all-reduce', 'reduce', 'copy')
+  return {**{k: ops[k] for k in first if ops[k]},
+          **{k: v for k, v in sorted(ops.items()) if k not in first}}

@@ -50,20 +50,23 @@ def jax_cases(x, offsets, kernel, dilation):
   return {name: (fn.lower(*args).compile(), args) for name, fn in fns.items()}
 
 
-def torch_cases(x, offsets, kernel, dilation):
-  """The same three computations with torchvision on the CPU, or {} without torch."""
+def torch_cases(x, offsets, kernel, dilation, device: str = 'cpu'):
+  """The same three computations with torchvision on `device` ('cpu' or 'cuda'; each call
+  waits for the GPU), or {} without torch."""
   try:
     import torch
     from torchvision.ops import deform_conv2d as tv_deform_conv2d
   except ImportError:
     return {}
-  tx = torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy())
-  toff = torch.from_numpy(np.asarray(offsets).transpose(0, 3, 1, 2).copy())
-  tk = torch.from_numpy(np.asarray(kernel).transpose(3, 2, 0, 1).copy())
+  as_torch = lambda a, axes: torch.from_numpy(np.asarray(a).transpose(axes).copy()).to(device)
+  tx, toff = as_torch(x, (0, 3, 1, 2)), as_torch(offsets, (0, 3, 1, 2))
+  tk = as_torch(kernel, (3, 2, 0, 1))
+  sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
 
   def fwd():
     with torch.no_grad():
       tv_deform_conv2d(tx, toff, tk, padding=dilation, dilation=dilation)
+    sync()
 
   def fwd_bwd(inputs_grad: bool):
     def run():
@@ -71,6 +74,7 @@ def torch_cases(x, offsets, kernel, dilation):
       oi, ki = toff.detach().requires_grad_(), tk.detach().requires_grad_()
       out = tv_deform_conv2d(xi, oi, ki, padding=dilation, dilation=dilation)
       out.square().sum().backward()
+      sync()
     return run
 
   return {'fwd': fwd, 'fwd+bwd': fwd_bwd(False), 'fwd+bwd all': fwd_bwd(True)}

@@ -19,8 +19,10 @@ from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 def default_device() -> str:
   """'cuda' when JAX and torch both see a GPU, else 'cpu': both sides on the same kind of chip."""
   import jax
-  import torch
-
+  try:
+    import torch
+  except ImportError:  # build() says so
+    return 'cpu'
   return 'cuda' if jax.default_backend() == 'gpu' and torch.cuda.is_available() else 'cpu'
 
 
@@ -50,13 +52,17 @@ def nchw(x, device: str = 'cpu'):
   return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1))).to(device)
 
 
-def cases(reference, a, b, targets) -> dict:
+def cases(reference, a, b, targets, autocast: bool = False) -> dict:
   """name -> a callable running it once on normalized frames a, b [N, H, W, 3] and targets.
 
   single frame / pair forward: inference. stage-1 step: the whole network trained on A (Adam,
   BatchNorm on batch statistics). stage-2 step: the head trained on the frozen backbone
-  (backbone BatchNorm in inference mode, no backward through it), as our default.
+  (backbone BatchNorm in inference mode, no backward through it), as our default. autocast:
+  forwards and losses under torch.autocast in bfloat16 (PyTorch's mixed precision; the weights
+  and Adam stay float32), the counterpart of our config.model.dtype='bfloat16'.
   """
+  import contextlib
+
   import torch
 
   head_prefixes = ('offset_feats', 'offsets', 'deform_conv')
@@ -67,18 +73,21 @@ def cases(reference, a, b, targets) -> dict:
                      if not n.startswith(head_prefixes)]
   head_optimizer = torch.optim.Adam(head_params, lr=1e-4)
   backbone_optimizer = torch.optim.Adam(backbone_params, lr=1e-4)
+  mixed = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if autocast else (
+      contextlib.nullcontext)
 
   def single():
-    with torch.no_grad():
+    with torch.no_grad(), mixed():
       reference.eval().single_frame(ta)
 
   def pair():
-    with torch.no_grad():
+    with torch.no_grad(), mixed():
       reference.eval()(ta, tb)
 
   def stage1_step():
     reference.train()
-    loss = 0.5 * torch.mean(torch.square(reference.single_frame(ta) - tt))
+    with mixed():
+      loss = 0.5 * torch.mean(torch.square(reference.single_frame(ta).float() - tt))
     backbone_optimizer.zero_grad()
     loss.backward()
     backbone_optimizer.step()
@@ -88,10 +97,11 @@ def cases(reference, a, b, targets) -> dict:
     for name, module in reference.named_modules():
       if name.startswith(head_prefixes):
         module.train()
-    with torch.no_grad():
+    with torch.no_grad(), mixed():
       h = reference.single_frame(torch.cat([ta, tb]))
     h_a, h_b = h[:len(ta)], h[len(ta):]
-    loss = 0.5 * torch.mean(torch.square(reference.warp(h_a, h_b, h_b) - tt))
+    with mixed():
+      loss = 0.5 * torch.mean(torch.square(reference.warp(h_a, h_b, h_b).float() - tt))
     head_optimizer.zero_grad()
     loss.backward()
     head_optimizer.step()

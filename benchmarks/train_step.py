@@ -83,42 +83,70 @@ def _peak_memory_gib() -> float | None:
   return stats['peak_bytes_in_use'] / 2**30
 
 
-def time_reference(reference, batch, stage: int) -> float:
-  """Median seconds of the PyTorch reference's step on the same batch (all devices' samples)."""
+def time_reference(reference, batch, stage: int, warmup: int = 1, repeats: int = 5,
+                   autocast: bool = False) -> float:
+  """Median seconds of the PyTorch reference's step on the same batch (all devices' samples);
+  autocast: its forward and loss under torch.autocast in bfloat16."""
   flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items()}
   a = np.asarray(transforms.normalize(flat['frames_a']))
   b = np.asarray(transforms.normalize(flat['frames_b'])) if stage == 2 else a
-  run = torch_reference.cases(reference, a, b, flat['targets'])[f'stage-{stage} step']
-  return median_ms(run, _WARMUP.value, _REPEATS.value) / 1e3
+  run = torch_reference.cases(reference, a, b, flat['targets'],
+                              autocast=autocast)[f'stage-{stage} step']
+  return median_ms(run, warmup, repeats) / 1e3
 
 
-def time_stage(config, stage: int, per_device: int, reference=None) -> dict[str, float]:
+def step_flops(compiled) -> float | None:
+  """XLA's count of floating-point operations of one compiled step on one device, or None where
+  the backend gives no cost analysis."""
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # older JAX: one dict per program
+    analysis = analysis[0] if analysis else None
+  flops = (analysis or {}).get('flops')
+  return float(flops) if flops is not None and flops > 0 else None
+
+
+def time_stage(config, stage: int, per_device: int, reference=None, warmup: int | None = None,
+               repeats: int | None = None, census: bool = False,
+               variables=None) -> dict[str, float]:
+  """Times run.py's training step of `stage` on random data: median step seconds after warm-up,
+  samples per second, compile seconds, peak device memory, XLA's flops per step (per device),
+  and the PyTorch reference's step on the same batch when given. warmup / repeats default to
+  the command line's; census: also the compiled step's op counts ('hlo_ops', common.hlo_census);
+  variables: the model's initial variables (default: init_variables, tens of seconds for W48).
+  """
+  warmup = _WARMUP.value if warmup is None else warmup
+  repeats = _REPEATS.value if repeats is None else repeats
   settings = config[f'stage{stage}']
   model = create_model(config, bn_axis_name=train.AXIS)
   tx, _ = train.make_optimizer(settings, config.train, steps_per_epoch=1000)
-  variables = init_variables(model, config.seed, tuple(config.image_size))
+  if variables is None:
+    variables = init_variables(model, config.seed, tuple(config.image_size))
   state = train.create_train_state(model, variables, tx, stage, config.seed)
   step = train.make_train_step(stage, settings.get('backbone_bn', 'frozen'),
                                jnp.dtype(config.model.dtype))
   devices = jax.local_device_count()
   batch = _batch(config, stage, devices, per_device)
 
+  start = time.perf_counter()
+  compiled = step.lower(state, batch).compile()  # ahead of time: the cost analysis, one compile
+  compile_s = time.perf_counter() - start
+  flops = step_flops(compiled)
+  ops = common.hlo_census(compiled.as_text()) if census else None
   holder = [state]
 
   def run():
-    holder[0], metrics = step(holder[0], batch)
+    holder[0], metrics = compiled(holder[0], batch)
     jax.block_until_ready(metrics)
 
-  start = time.perf_counter()
-  run()  # compiles
-  compile_s = time.perf_counter() - start
-  step_ms = median_ms(run, _WARMUP.value, _REPEATS.value)
+  step_ms = median_ms(run, warmup, repeats)
   samples = devices * per_device
-  torch_s = time_reference(reference, batch, stage) if reference is not None else None
+  torch_s = (time_reference(reference, batch, stage, warmup, repeats)
+             if reference is not None else None)
   return {'torch_step_s': torch_s, 'step_s': step_ms / 1e3, 'per_sample_s': step_ms / 1e3 / samples,
           'samples_per_s': samples / (step_ms / 1e3), 'compile_s': compile_s,
-          'peak_gib': _peak_memory_gib(), 'samples': samples,
-          'trained': num_params(state.params[train.TRAINABLE[stage]])}
+          'flops_per_device': flops, 'peak_gib': _peak_memory_gib(), 'samples': samples,
+          'trained': num_params(state.params[train.TRAINABLE[stage]]),
+          **({'hlo_ops': ops} if census else {})}
 
 
 def main(argv):
