@@ -87,6 +87,11 @@ def test_a_malformed_posetrack17_file_names_the_file_frame_person_and_field(tmp_
   assert str(path) in str(error.value) and 'annolist[1], annorect[0]' in str(error.value)
 
 
+def test_a_posetrack17_file_not_named_by_its_video_number_is_an_error(tmp_path):
+  with pytest.raises(ValueError, match='named after its video number'):
+    formats.read(_file_2017(tmp_path / 'bonn_5sec.json'))
+
+
 def test_an_entry_without_imgnum_is_an_error(tmp_path):
   path = tmp_path / '000001_x.json'
   path.write_text(json.dumps({'annolist': [{'image': [{'name': 'a/00000001.jpg'}]}]}))

@@ -165,6 +165,10 @@ def from_posetrack17(data: dict, path: str | pathlib.Path) -> dict:
   if not isinstance(annolist, list):
     raise ValueError(f'{path}: "annolist" must be a list of frames, got {annolist!r:.80}')
   video = video_id_of(path)
+  if not video.isdigit():
+    raise ValueError(f'{path}: a PoseTrack17 file is named after its video number '
+                     f'(<number>_<source>...json), got {pathlib.Path(path).name!r}: its image ids '
+                     'are made from that number')
   entries = []
   for i, entry in enumerate(annolist):
     where = f'{path}: annolist[{i}]'
@@ -178,8 +182,9 @@ def from_posetrack17(data: dict, path: str | pathlib.Path) -> dict:
     if 'imgnum' not in entry:
       raise ValueError(f'{where}: no field "imgnum" (the 1-based frame number)')
     imgnum = _number(entry['imgnum'], where, 'imgnum', integer=True)
-    if imgnum < 1:
-      raise ValueError(f'{where}: imgnum must be >= 1 (frames are numbered from 1), got {imgnum}')
+    if not 1 <= imgnum <= 10**4:
+      raise ValueError(f'{where}: imgnum must be in [1, 10000] (frames are numbered from 1, and '
+                       f'an image id holds four digits of the frame), got {imgnum}')
     entries.append((where, entry, name, imgnum))
   nframes = max((imgnum for *_, imgnum in entries), default=1)
   images, annotations = [], []
