@@ -71,6 +71,7 @@ import numpy as np
 
 from tfds_posetrack.posetrack18 import keypoints as kp
 from tfds_posetrack.posetrack18 import layouts
+from tfds_posetrack.posetrack18.formats import image_id
 
 SPLITS = ('train', 'val', 'test')
 LABELED_RUN = 30  # train videos label this many consecutive middle frames
@@ -125,11 +126,6 @@ def labeled_frames(split: str, nframes: int) -> list[bool]:
 def sequence_name(split: str, number: int) -> str:
   """'<6-digit number>_mpii_train' in train, '<...>_mpii_test' in val and test."""
   return f'{number:06d}_mpii_{"train" if split == "train" else "test"}'
-
-
-def image_id(vid_id: str, frame: int) -> int:
-  """The official image id (and frame_id): int('1' + vid_id + 4-digit frame), 11 digits."""
-  return int(f'1{vid_id}{frame:04d}')
 
 
 @dataclasses.dataclass(frozen=True)

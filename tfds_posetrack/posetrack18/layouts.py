@@ -25,6 +25,7 @@ import dataclasses
 import pathlib
 
 from tfds_posetrack.posetrack18 import formats
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 # Directory names of the official layouts -> TFDS split names (the one place for both).
 SPLITS = {'train': 'train', 'val': 'validation', 'test': 'test'}
@@ -33,11 +34,14 @@ SPLITS = {'train': 'train', 'val': 'validation', 'test': 'test'}
 @dataclasses.dataclass(frozen=True)
 class Layout:
   """name: 'posetrack18' | 'posetrack21' | 'posetrack17'; annotations: the folder under the
-  root that holds <split folder>/<seq>.json; splits: the split folders it can have."""
+  root that holds <split folder>/<seq>.json; splits: the split folders it can have;
+  images_by_split: whether frames lie in images/<split folder> (PoseTrack17 sorts them by
+  source, images/<source>/<seq>, whatever the split)."""
 
   name: str
   annotations: str
   splits: tuple[str, ...]
+  images_by_split: bool = True
 
   def annotation_dir(self, root: str | pathlib.Path, folder: str) -> pathlib.Path:
     """root/<annotations>/<folder> (folder: 'train', 'val' or 'test')."""
@@ -47,10 +51,14 @@ class Layout:
     """{split folder: TFDS split name} of the splits whose annotation folder exists."""
     return {d: SPLITS[d] for d in self.splits if self.annotation_dir(root, d).is_dir()}
 
+  def image_dir(self, root: str | pathlib.Path, folder: str) -> pathlib.Path:
+    """Where a split's frames are: root/images/<folder>, or all of root/images."""
+    return pathlib.Path(root) / 'images' / (folder if self.images_by_split else '')
+
 
 POSETRACK18 = Layout('posetrack18', 'annotations', ('train', 'val', 'test'))
 POSETRACK21 = Layout('posetrack21', 'posetrack_data', ('train', 'val'))
-POSETRACK17 = Layout('posetrack17', 'annotations', ('train', 'val', 'test'))
+POSETRACK17 = Layout('posetrack17', 'annotations', ('train', 'val', 'test'), False)
 LAYOUTS = {layout.name: layout for layout in (POSETRACK18, POSETRACK21, POSETRACK17)}
 
 _EXPECTED = ('images/ and one of annotations/{train,val,test}/<seq>.json (PoseTrack18 in the '
@@ -163,6 +171,6 @@ def _as_posetrack21(data: dict, video: str, person_ids: dict) -> None:
     if image.get('is_labeled'):
       # A small person PoseTrack21 boxed without keypoints (the reader counts and skips them).
       extra.append({'image_id': ident, 'id': ident * 100 + 99, 'category_id': 1,
-                    'track_id': 999, 'person_id': -1, 'keypoints': [0.0] * 51,
+                    'track_id': 999, 'person_id': -1, 'keypoints': [0.0] * 3 * NUM_JOINTS,
                     'bbox': [1.0, 1.0, 8.0, 16.0], 'bbox_head': [], 'scores': []})
   data['annotations'] = (data.get('annotations') or []) + extra

@@ -290,7 +290,7 @@ def source_fingerprint(root: str | pathlib.Path, directories, layout: Layout | N
   for directory in sorted(directories):
     annotations = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                    for p in sorted(layout.annotation_dir(root, directory).glob('*.json'))}
-    images = root / 'images' / ('' if layout.name == 'posetrack17' else directory)
+    images = layout.image_dir(root, directory)
     if images not in listings:
       listings[images] = _image_listing(images)
     out[directory] = {'annotations': annotations, 'images': listings[images]}
