@@ -187,34 +187,19 @@ def part_census(tiny: bool) -> dict:
   """Not in the GPU run (its step parts carry their own census): the W48 steps compiled for
   this backend without running them, for a CPU: XLA's flops and bytes per step and the op
   census (which ops are gathers and scatters: what a TPU would run as dynamic ones)."""
-  import jax
-  import jax.numpy as jnp
-
   sys.path.insert(0, str(HERE))
   import common
   import train_step
 
-  from posewarper_jax import train
-  from posewarper_jax.models import create_model, init_variables
-
   out = {}
   for stage in (2, 1):
     config = _config(tiny)
-    settings = config[f'stage{stage}']
-    model = create_model(config, bn_axis_name=train.AXIS)
-    tx, _ = train.make_optimizer(settings, config.train, steps_per_epoch=1000)
-    state = train.create_train_state(
-        model, init_variables(model, config.seed, tuple(config.image_size)), tx, stage,
-        config.seed)
-    step = train.make_train_step(stage, settings.backbone_bn if stage == 2 else 'frozen',
-                                 jnp.float32)
-    batch = train_step._batch(config, stage, jax.local_device_count(), _batch_size(stage, tiny))
-    start = time.perf_counter()
-    compiled = step.lower(state, batch).compile()
+    compiled, _, _, compile_s = train_step.compile_step(
+        config, stage, _batch_size(stage, tiny), _initial_variables(config))
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
     out[f'stage{stage}'] = {
-        'samples': _batch_size(stage, tiny), 'compile_s': time.perf_counter() - start,
+        'samples': _batch_size(stage, tiny), 'compile_s': compile_s,
         'flops': analysis.get('flops'), 'bytes_accessed': analysis.get('bytes accessed'),
         'hlo_ops': common.hlo_census(compiled.as_text())}
   return out

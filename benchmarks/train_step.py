@@ -105,17 +105,10 @@ def step_flops(compiled) -> float | None:
   return float(flops) if flops is not None and flops > 0 else None
 
 
-def time_stage(config, stage: int, per_device: int, reference=None, warmup: int | None = None,
-               repeats: int | None = None, census: bool = False,
-               variables=None) -> dict[str, float]:
-  """Times run.py's training step of `stage` on random data: median step seconds after warm-up,
-  samples per second, compile seconds, peak device memory, XLA's flops per step (per device),
-  and the PyTorch reference's step on the same batch when given. warmup / repeats default to
-  the command line's; census: also the compiled step's op counts ('hlo_ops', common.hlo_census);
-  variables: the model's initial variables (default: init_variables, tens of seconds for W48).
-  """
-  warmup = _WARMUP.value if warmup is None else warmup
-  repeats = _REPEATS.value if repeats is None else repeats
+def compile_step(config, stage: int, per_device: int, variables=None):
+  """(compiled step, its state, a random batch [devices, per_device, ...], compile seconds):
+  run.py's training step of `stage` compiled ahead of time for this backend. variables: the
+  model's initial variables (default: init_variables, tens of seconds for W48)."""
   settings = config[f'stage{stage}']
   model = create_model(config, bn_axis_name=train.AXIS)
   tx, _ = train.make_optimizer(settings, config.train, steps_per_epoch=1000)
@@ -124,12 +117,26 @@ def time_stage(config, stage: int, per_device: int, reference=None, warmup: int 
   state = train.create_train_state(model, variables, tx, stage, config.seed)
   step = train.make_train_step(stage, settings.get('backbone_bn', 'frozen'),
                                jnp.dtype(config.model.dtype))
-  devices = jax.local_device_count()
-  batch = _batch(config, stage, devices, per_device)
-
+  batch = _batch(config, stage, jax.local_device_count(), per_device)
   start = time.perf_counter()
-  compiled = step.lower(state, batch).compile()  # ahead of time: the cost analysis, one compile
-  compile_s = time.perf_counter() - start
+  compiled = step.lower(state, batch).compile()
+  return compiled, state, batch, time.perf_counter() - start
+
+
+def time_stage(config, stage: int, per_device: int, reference=None, warmup: int | None = None,
+               repeats: int | None = None, census: bool = False,
+               variables=None) -> dict[str, float]:
+  """Times run.py's training step of `stage` on random data: median step seconds after warm-up,
+  samples per second, compile seconds, peak device memory, XLA's flops per step (per device),
+  and the PyTorch reference's step on the same batch when given. warmup / repeats default to
+  the command line's; census: also the compiled step's op counts ('hlo_ops', common.hlo_census);
+  variables: as compile_step's.
+  """
+  warmup = _WARMUP.value if warmup is None else warmup
+  repeats = _REPEATS.value if repeats is None else repeats
+  # Ahead of time: the cost analysis and the timed runs share one compile.
+  compiled, state, batch, compile_s = compile_step(config, stage, per_device, variables)
+  devices = jax.local_device_count()
   flops = step_flops(compiled)
   ops = common.hlo_census(compiled.as_text()) if census else None
   holder = [state]
