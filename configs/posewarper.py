@@ -125,6 +125,9 @@ def _paper() -> ml_collections.ConfigDict:
       labels=((237, 1), (415, 1), (-1, 1), (119, 1), (119, 2), (119, 4)),
       retrain=ml_collections.ConfigDict(dict(stage1=schedule(config.stage1),
                                              stage2=schedule(config.stage2))),
+      # Controls, each one more retrained baseline per point on the same frames: 'copy' (the
+      # kept poses copied, not warped), 'ground_truth' (those frames' own labels).
+      controls=(),
   ))
   # Evaluation (spec 3 and 5): run.py --mode=eval.
   config.eval = ml_collections.ConfigDict(dict(
@@ -245,6 +248,7 @@ def _synthetic_grid(config: ml_collections.ConfigDict) -> None:
   _synthetic(config)
   config.after_training = ()
   config.grid.labels = ((12, 1), (6, 2))
+  config.grid.controls = ('copy', 'ground_truth')
   config.stage1.update(num_epochs=960, lr_drop_epochs=(720,))
   config.stage2.update(num_epochs=240, lr_drop_epochs=(120,))
   config.grid.retrain.stage1.update(num_epochs=137, global_batch=16, learning_rate=1e-3,

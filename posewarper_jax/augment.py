@@ -17,6 +17,11 @@ config variant retrains the single-frame network on, from COCO with the release'
 
     python run.py --config=configs/posewarper.py:augmented --workdir=runs/augmented \\
         --config.data.root=<workdir>/augment/posetrack18
+
+Two controls of the same experiment put other poses on the same frames (`poses`; written to
+<workdir>/augment_<poses>/posetrack18): 'copy', each kept pose copied unchanged to its six
+frames (what the warp adds over doing nothing), and 'ground_truth', the six frames' own labels
+where they have them (what labeling those frames would give: the ceiling of any propagation).
 """
 
 from __future__ import annotations
@@ -38,8 +43,11 @@ from tfds_posetrack.posetrack18 import (
   layouts,
   sparse_labels,
 )
+from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 MIN_PEAK = 0.2
+# The poses an enlarged set can give the frames near each kept label (the module docstring).
+POSES = ('posewarper', 'copy', 'ground_truth')
 
 
 def _link(target: pathlib.Path, link: pathlib.Path) -> None:
@@ -78,8 +86,25 @@ def _check_subset(config, workdir: pathlib.Path) -> None:
                      'network must not have seen a label the augmentation drops.')
 
 
-def augment(config, workdir: str | pathlib.Path) -> pathlib.Path:
-  """Writes the enlarged training set; returns its root."""
+def output_root(workdir: str | pathlib.Path, poses: str = 'posewarper') -> pathlib.Path:
+  """Where augment(..., poses) writes its PoseTrack18 directory."""
+  folder = 'augment' if poses == 'posewarper' else f'augment_{poses}'
+  return pathlib.Path(workdir) / folder / 'posetrack18'
+
+
+def copied_keypoints(keypoints: np.ndarray) -> np.ndarray:
+  """Kept poses copied as annotations: [M, 17, 3] (x, y, 1) where the joint is annotated
+  (visibility > 0) inside the image (x > 0, y > 0, as the warped ones are kept), else 0."""
+  keep = (keypoints[..., 2] > 0) & (keypoints[..., 0] > 0) & (keypoints[..., 1] > 0)
+  return np.where(keep[..., None], np.concatenate(
+      [keypoints[..., :2], np.ones((*keypoints.shape[:2], 1))], -1), 0.0)
+
+
+def augment(config, workdir: str | pathlib.Path, poses: str = 'posewarper') -> pathlib.Path:
+  """Writes the enlarged training set (its frames near each kept label given `poses`, one of
+  POSES); returns its root."""
+  if poses not in POSES:
+    raise ValueError(f'augment: poses must be one of {POSES}, got {poses!r}')
   workdir = pathlib.Path(workdir)
   _check_subset(config, workdir)
   root = source.dataset_root(config, workdir)
@@ -91,29 +116,25 @@ def augment(config, workdir: str | pathlib.Path) -> pathlib.Path:
     raise ValueError(f'the train split of {root} has no stored unlabeled frame within '
                      f'{PROPAGATION_DISTANCE} of a kept label to propagate to')
   items = propagation_items(records, targets)
-  network = checkpoints.load_network(config, workdir, needs_head='propagation')
   kept_records = np.flatnonzero(table.is_labeled)
-  print(f'augment: {network.checkpoint.describe()} propagates the {len(items)} people of '
-        f'{len(kept_records)} kept frames onto {len(np.unique(targets[:, 0]))} frames of the '
-        'train split', flush=True)
-  stream = propagation_stream(records, items, tuple(config.image_size), config.eval.batch,
-                              config.sigma)
-  xy, peak = predictor.propagate_poses(predictor.Predictor(config, network.variables), stream)
-  keypoints = propagated_keypoints(xy, peak)
-
   kept_ids = set(image_ids_of(records, kept_records).tolist())
   target_ids = image_ids_of(records, items[:, 0])
   new_people: dict[int, list[dict]] = {}
-  for k, (_, src, person) in enumerate(items):
-    people = records[int(src)]['people']
-    annotation = {'keypoints': keypoints[k].ravel().tolist(), 'scores': [],
-                  'track_id': int(people['track_id'][person]), 'category_id': 1,
-                  'bbox_head': np.asarray(people['bbox_head'][person]).tolist()}
-    if people['has_bbox'][person]:
-      annotation['bbox'] = np.asarray(people['bbox'][person]).tolist()
-    new_people.setdefault(int(target_ids[k]), []).append(annotation)
+  # The ground-truth control keeps every target frame's own labels, and its labeled flag.
+  own_labels = (set(image_ids_of(records, targets[:, 0]).tolist()) if poses == 'ground_truth'
+                else set())
+  if poses != 'ground_truth':
+    keypoints = _moved_keypoints(config, workdir, records, items, kept_records, poses)
+    for k, (_, src, person) in enumerate(items):
+      people = records[int(src)]['people']
+      annotation = {'keypoints': keypoints[k].ravel().tolist(), 'scores': [],
+                    'track_id': int(people['track_id'][person]), 'category_id': 1,
+                    'bbox_head': np.asarray(people['bbox_head'][person]).tolist()}
+      if people['has_bbox'][person]:
+        annotation['bbox'] = np.asarray(people['bbox'][person]).tolist()
+      new_people.setdefault(int(target_ids[k]), []).append(annotation)
 
-  out = workdir / 'augment' / 'posetrack18'
+  out = output_root(workdir, poses)
   if jax.process_index() != 0:
     return out
   layout = layouts.detect(root)
@@ -123,30 +144,49 @@ def augment(config, workdir: str | pathlib.Path) -> pathlib.Path:
       _link(layout.annotation_dir(root, split), layouts.POSETRACK18.annotation_dir(out, split))
   train_out = layouts.POSETRACK18.annotation_dir(out, 'train')
   train_out.mkdir(parents=True, exist_ok=True)
-  counts = {'kept labels': 0, 'propagated people': 0, 'dropped labels': 0}
+  counts = {'kept labels': 0, 'propagated people': 0, 'own labels': 0, 'dropped labels': 0}
   for gt_path in sorted(layout.annotation_dir(root, 'train').glob('*.json')):
     data, _ = formats.read(gt_path)  # PoseTrack17's frames keep their imgnum: the same ids
     next_id = max((int(a['id']) for a in data['annotations']), default=0) + 1
     annotations = []
     for a in data['annotations']:
-      if int(a['image_id']) in kept_ids:
+      if int(a['image_id']) in kept_ids or int(a['image_id']) in own_labels:
         annotations.append(a)
-        counts['kept labels'] += 1
+        counts['kept labels' if int(a['image_id']) in kept_ids else 'own labels'] += 1
       else:
         counts['dropped labels'] += 1
     for image in data['images']:
       image_id = int(image.get('id', image.get('frame_id')))
-      image['is_labeled'] = image_id in kept_ids or image_id in new_people
+      image['is_labeled'] = (image_id in kept_ids or image_id in new_people
+                             or (image_id in own_labels and bool(image.get('is_labeled'))))
       for annotation in new_people.get(image_id, []):
         annotations.append({**annotation, 'image_id': image_id, 'id': next_id})
         next_id += 1
         counts['propagated people'] += 1
     data['annotations'] = annotations
     (train_out / gt_path.name).write_text(json.dumps(data))
-  print(f'augment: {counts["kept labels"]} kept labels, {counts["propagated people"]} '
-        f'propagated people, {counts["dropped labels"]} labels dropped (outside the subset) '
-        f'in {out}', flush=True)
+  added = (f'{counts["own labels"]} labels of their neighbours' if poses == 'ground_truth' else
+           f'{counts["propagated people"]} {"copied" if poses == "copy" else "propagated"} people')
+  print(f'augment ({poses}): {counts["kept labels"]} kept labels, {added}, '
+        f'{counts["dropped labels"]} labels dropped (outside the subset) in {out}', flush=True)
   print('augment: retrain the single-frame network on it with\n  python run.py '
         '--config=configs/posewarper.py:augmented --workdir=<new dir> '
         f'--config.data.root={out}', flush=True)
   return out
+
+
+def _moved_keypoints(config, workdir: pathlib.Path, records, items: np.ndarray,
+                     kept_records: np.ndarray, poses: str) -> np.ndarray:
+  """[M, 17, 3] annotations for items (target, source, person): the source person's pose
+  warped onto the target by the run's PoseWarper, or copied."""
+  if poses == 'copy':
+    return copied_keypoints(np.stack([np.asarray(records[int(src)]['people']['keypoints'])[p]
+                                      for _, src, p in items]).reshape(-1, NUM_JOINTS, 3))
+  network = checkpoints.load_network(config, workdir, needs_head='propagation')
+  print(f'augment: {network.checkpoint.describe()} propagates the {len(items)} people of '
+        f'{len(kept_records)} kept frames onto {len(np.unique(items[:, 0]))} frames of the '
+        'train split', flush=True)
+  stream = propagation_stream(records, items, tuple(config.image_size), config.eval.batch,
+                              config.sigma)
+  xy, peak = predictor.propagate_poses(predictor.Predictor(config, network.variables), stream)
+  return propagated_keypoints(xy, peak)

@@ -15,7 +15,12 @@ spec 7), in <workdir>/grid/<V..._N...>/:
    PoseWarper on it, then its single-frame mAP ("+ PoseWarper augmentation") and its
    aggregation ("+ aggregation"). The release does not say which warper aggregates the
    retrained baseline; this trains stage 2 on the retrained network with the enlarged set, so
-   that nothing in the experiment sees a label outside the subset.
+   that nothing in the experiment sees a label outside the subset;
+3. retrain_<control>/, for each of config.grid.controls (none in the paper's experiment): the
+   baseline alone retrained with step 2's settings on the same frames carrying other poses
+   (augment.POSES: 'copy', the kept poses unchanged, or 'ground_truth', those frames' own
+   labels), its single-frame mAP a curve of its own: what the warp adds over copying, and what
+   labeling those frames would give.
 
 Every step is the train mode's (resumed where it stopped, skipped when done: report.py), so the
 command run again after a stop finishes the grid without repeating finished work. A synthetic
@@ -31,12 +36,19 @@ import pathlib
 import jax
 import ml_collections
 
-from posewarper_jax import paths, plots, report, train
+from posewarper_jax import augment, paths, plots, report, train
 from posewarper_jax.data import source
 from tfds_posetrack.posetrack18 import split_directory
 from tfds_posetrack.posetrack18.pairs import check_sparse_labels
 
 CURVES = ('baseline', '+ PoseWarper augmentation', '+ aggregation')
+# config.grid.controls: the baseline retrained on the same frames with other poses
+# (augment.POSES), a curve each: what the warp adds over copying, and the most labels there give.
+CONTROL_CURVES = {'copy': '+ copied poses', 'ground_truth': '+ their true labels'}
+# The propagation experiment's rows in the table, scored as the release scores it (every frame
+# of the runs, kept ones included: propagate.py's 'runs') and on the moved frames only ('all').
+PROPAGATION_ROWS = ('PoseWarper', 'copy')
+PROPAGATION_FRAMES = (('runs', ''), ('all', ', moved frames'))
 
 
 def labels(config) -> list[tuple[int, int]]:
@@ -103,6 +115,25 @@ def retrain_config(config, data, augmented_root: pathlib.Path) -> ml_collections
   return run
 
 
+def control_config(config, data, augmented_root: pathlib.Path) -> ml_collections.ConfigDict:
+  """A control's run: the baseline alone retrained on a control's enlarged set (as step 2's,
+  single frame only)."""
+  run = retrain_config(config, data, augmented_root)
+  run.stages = (1,)
+  run.eval.aggregate = False
+  return run
+
+
+def controls(config) -> tuple[str, ...]:
+  """config.grid.controls, checked: ValueError naming the field for an unknown one."""
+  names = tuple(config.grid.get('controls', ()))
+  unknown = [c for c in names if c not in CONTROL_CURVES]
+  if unknown or len(set(names)) != len(names):
+    raise ValueError(f'config.grid.controls: each of {tuple(CONTROL_CURVES)} at most once, got '
+                     f'{names!r}')
+  return names
+
+
 def _train(config, workdir: pathlib.Path) -> None:
   """What `run.py --mode=train` does in workdir (the lock is the grid's)."""
   train.check_resume(config, workdir)
@@ -120,7 +151,7 @@ def _total(path: pathlib.Path, row: str) -> float:
 def run_grid(config, workdir: str | pathlib.Path) -> str | None:
   """Trains and scores every grid point; returns (and prints) the results table on process 0."""
   workdir = pathlib.Path(workdir)
-  points = labels(config)
+  points, extra = labels(config), controls(config)
   split = split_directory(config.eval.split, 'config.eval.split')
   data = _shared_data(config, workdir)
   rows = []
@@ -135,6 +166,15 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
           flush=True)
     _train(retrain_config(config, data, point / 'sparse' / 'augment' / 'posetrack18'),
            point / 'retrain')
+    for control in extra:
+      print(f'=== augment_grid: {name}: the control {control!r} (the baseline retrained on '
+            f'the same frames, {CONTROL_CURVES[control][2:]})', flush=True)
+      run, root = point / f'retrain_{control}', augment.output_root(point / 'sparse', control)
+      if (run / 'config.json').exists():  # written by _train, so after the set was complete
+        print(f'augment ({control}): {root} was written before', flush=True)
+      else:
+        augment.augment(sparse, point / 'sparse', control)
+      _train(control_config(config, data, root), run)
     if jax.process_index() != 0:
       continue
     counts = train.label_counts(sparse, point / 'sparse')
@@ -147,31 +187,38 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
                  'baseline': _total(sparse_eval, 'single frame'),
                  '+ PoseWarper augmentation': _total(retrain_eval, 'single frame'),
                  '+ aggregation': _total(retrain_eval, 'aggregation'),
-                 'propagation PoseWarper': propagated['PoseWarper'].get('all', math.nan),
-                 'propagation copy': propagated['copy'].get('all', math.nan)})
+                 **{CONTROL_CURVES[c]: _total(point / f'retrain_{c}' / 'eval' / split /
+                                              'results.json', 'single frame') for c in extra},
+                 **{f'propagation {row}{suffix}': propagated[row].get(frames, math.nan)
+                    for row in PROPAGATION_ROWS for frames, suffix in PROPAGATION_FRAMES}})
   if jax.process_index() != 0:
     return None
   out = workdir / 'grid'
-  table = results_table(rows, f'{config.eval.split}, {config.eval.boxes} boxes')
+  curves = (*CURVES, *(CONTROL_CURVES[c] for c in extra))
+  table = results_table(rows, f'{config.eval.split}, {config.eval.boxes} boxes', curves)
   paths.write_atomically(out / 'results.json', json.dumps(rows, indent=1))
   paths.write_atomically(out / 'results.md', table + '\n')
   plots.label_grid([r['point'] for r in rows], [r['labeled_frames'] for r in rows],
-                   {curve: [r[curve] for r in rows] for curve in CURVES}, out / 'label_grid.png')
+                   {curve: [r[curve] for r in rows] for curve in curves}, out / 'label_grid.png')
   print(table, flush=True)
   print(f'augment_grid: every run in {out}; the figure in {out / "label_grid.png"}', flush=True)
   return table
 
 
-def results_table(rows: list[dict], title: str) -> str:
-  """Markdown: one line per grid point, Total mAP of the three curves and of the propagation
-  experiment (every frame of the runs) on the same subset."""
+def results_table(rows: list[dict], title: str, curves: tuple[str, ...] = CURVES) -> str:
+  """Markdown: one line per grid point, Total mAP of the curves (the three, then any control)
+  and of the propagation experiment on the same subset, over every frame of the runs (the
+  release's scoring), then over the moved frames only."""
   fmt = lambda v: '' if not math.isfinite(v) else f'{v:.1f}'
-  lines = [f'| {title}: Total mAP | V | N | labeled frames (people) | baseline | '
-           '+ PoseWarper augmentation | + aggregation | propagation: PoseWarper | copy |',
-           '|---|---|---|---|---|---|---|---|---|']
+  propagation = [f'propagation {row}{suffix}' for _, suffix in PROPAGATION_FRAMES
+                 for row in PROPAGATION_ROWS]
+  header = ['V', 'N', 'labeled frames (people)', *curves,
+            'propagation: PoseWarper', 'copy', 'moved frames: PoseWarper', 'copy']
+  lines = [f'| {title}: Total mAP | ' + ' | '.join(header) + ' |',
+           '|---' * (len(header) + 1) + '|']
   for r in rows:
-    lines.append(f'| {r["point"]} | {r["labeled_videos"]} | {r["labeled_frames_per_video"]} | '
-                 f'{r["labeled_frames"]} ({r["labeled_people"]}) | {fmt(r["baseline"])} | '
-                 f'{fmt(r["+ PoseWarper augmentation"])} | {fmt(r["+ aggregation"])} | '
-                 f'{fmt(r["propagation PoseWarper"])} | {fmt(r["propagation copy"])} |')
+    cells = [r['labeled_videos'], r['labeled_frames_per_video'],
+             f'{r["labeled_frames"]} ({r["labeled_people"]})',
+             *(fmt(r[c]) for c in (*curves, *propagation))]
+    lines.append(f'| {r["point"]} | ' + ' | '.join(str(c) for c in cells) + ' |')
   return '\n'.join(lines)

@@ -71,35 +71,36 @@ def propagation(results: dict[str, dict[str, float]], distances: Sequence[str],
 
 
 def label_grid(points: Sequence[str], labels: Sequence[int], curves: dict[str, Sequence[float]],
-               path: pathlib.Path) -> None:
-  """The paper's augmentation figure: Total mAP (0-100) against the labeled frames each grid
-  point trained on, one line with markers per curve ('baseline', '+ PoseWarper augmentation',
-  '+ aggregation'), as a PNG at `path`.
+               path: pathlib.Path) -> Figure:
+  """The paper's augmentation figure: Total mAP (0-100) at each grid point, one line with
+  markers per curve ('baseline', '+ PoseWarper augmentation', '+ aggregation'), as a PNG at
+  `path`; returns the figure.
 
-  points: the grid points' names ('V50_N1'), written under their x; labels: their labeled
-  frames (the x axis, logarithmic: labels grow by factors); curves: curve -> one Total mAP per
-  point, in the order of `points`. Points are drawn in order of x (ties in the given order); a
-  NaN is a gap. Beside the PNG, `<path stem>.csv`: a header `curve,<points in x order>`, then
-  one line per curve.
+  points: the grid points' names ('V50_N1'); labels: the labeled frames each trained on;
+  curves: curve -> one Total mAP per point, in the order of `points`. The points stand at equal
+  steps along x, in order of labeled frames (ties in the given order), each tick naming the
+  point and its labeled frames: grids hold points with equal labels (PoseTrack17's V100 N1 and
+  V50 N2 both label 100 frames), which a numeric axis would draw on top of each other. A NaN is
+  a gap. Beside the PNG, `<path stem>.csv`: a header `curve,<points in x order>`, then one line
+  per curve.
   """
   path = pathlib.Path(path)
   order = sorted(range(len(points)), key=lambda i: labels[i])
-  xs = [labels[i] for i in order]
   values = {c: [float(v[i]) for i in order] for c, v in curves.items()}
   palette = ('#c82828', '#1e5ac8', '#3ca03c', *OTHER_COLOURS)
   colours = {curve: palette[i % len(palette)] for i, curve in enumerate(curves)}
   figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout='constrained')
   canvas = FigureCanvasAgg(figure)
   axes = figure.add_subplot()
+  x = range(len(order))
   for curve, y in values.items():
-    axes.plot(xs, [v if math.isfinite(v) else math.nan for v in y], marker='o', linewidth=2,
+    axes.plot(x, [v if math.isfinite(v) else math.nan for v in y], marker='o', linewidth=2,
               color=colours[curve], label=curve)
-  if xs and xs[0] > 0 and xs[-1] > xs[0]:
-    axes.set_xscale('log')
-  axes.set_xticks(xs, [f'{labels[i]}\n{points[i]}' for i in order])
-  axes.minorticks_off()
-  _finish(canvas, axes, 'labeled frames in training (grid point)', path, 'curve',
+  axes.set_xticks(x, [f'{points[i]}\n{labels[i]} frames' for i in order])
+  axes.set_xlim(-0.5, max(len(order), 1) - 0.5)
+  _finish(canvas, axes, 'grid point: labeled videos V, frames per video N', path, 'curve',
           [points[i] for i in order], values)
+  return figure
 
 
 def _finish(canvas: FigureCanvasAgg, axes, xlabel: str, path: pathlib.Path, name: str,

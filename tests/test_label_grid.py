@@ -50,8 +50,9 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
   assert [r['point'] for r in rows] == ['Vall_N2']
   # Four synthetic train videos: N = 2 in each keeps 8 frames.
   assert [(r['labeled_videos_kept'], r['labeled_frames']) for r in rows] == [(4, 8)]
+  curves = (*label_grid.CURVES, '+ copied poses', '+ their true labels')  # synthetic_grid's
   for r in rows:
-    for curve in label_grid.CURVES:
+    for curve in curves:
       assert math.isfinite(r[curve]) and 0 <= r[curve] <= 100, (r['point'], curve)
   # The sparse runs trained on their subset, the retrained ones on kept + propagated labels.
   assert first.count('training labels: 4 of 4 videos, 8 labeled frames') == 2  # both stages
@@ -62,6 +63,12 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
     assert retrain['data']['labeled_frames_per_video'] == -1
     assert retrain['data']['root'].endswith(f'{point}/sparse/augment/posetrack18')
     assert (workdir / 'grid' / point / 'retrain' / 'stage2' / 'checkpoints').is_dir()
+    # The controls: the baseline alone, on the same frames with copied poses or their labels.
+    for control in ('copy', 'ground_truth'):
+      run = workdir / 'grid' / point / f'retrain_{control}'
+      config = json.loads((run / 'config.json').read_text())
+      assert config['data']['root'].endswith(f'{point}/sparse/augment_{control}/posetrack18')
+      assert config['stages'] == [1] and not (run / 'stage2').exists()
   # One synthetic set for the whole grid.
   assert sorted(p.name for p in (workdir / 'data').iterdir()) == ['posetrack18', 'tfds']
   assert not (workdir / 'grid' / 'Vall_N2' / 'sparse' / 'data').exists()
@@ -70,15 +77,23 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
   with png.with_suffix('.csv').open() as f:
     table = list(csv.reader(f))
   assert table[0] == ['curve', 'Vall_N2']
-  assert [line[0] for line in table[1:]] == list(label_grid.CURVES)
+  assert [line[0] for line in table[1:]] == list(curves)
   text = (workdir / 'grid' / 'results.md').read_text()
   assert '| Vall_N2 | -1 | 2 | 8 (' in text and text.strip() in first
+  # The propagation columns: the release's scoring (every frame of the runs), then moved frames.
+  propagated = json.loads((workdir / 'grid' / 'Vall_N2' / 'sparse' / 'propagate' / 'val' /
+                           'results.json').read_text())['total']
+  for row in ('PoseWarper', 'copy'):
+    assert rows[0][f'propagation {row}'] == propagated[row]['runs']
+    assert rows[0][f'propagation {row}, moved frames'] == propagated[row]['all']
+  assert 'propagation: PoseWarper | copy | moved frames: PoseWarper | copy |' in text
 
 
 def test_running_it_again_redoes_nothing(grid):
   _, _, second = grid
-  assert second.count('nothing to do') == 4  # (sparse, retrain) x 2 stages
-  assert second.count('done before with this config') == 4  # eval, propagate, augment; eval
+  assert second.count('nothing to do') == 6  # (sparse, retrain) x 2 stages, 2 controls
+  assert second.count('done before with this config') == 6  # eval, propagate, augment; 3 evals
+  assert second.count('was written before') == 2  # the controls' sets
   assert 'generating a synthetic' not in second
 
 
@@ -89,6 +104,10 @@ def test_bad_grid_points_are_refused_by_name():
     config.grid.labels = labels
     with pytest.raises(ValueError, match=message):
       label_grid.labels(config)
+  for bad in (('warp',), ('copy', 'copy')):
+    config.grid.controls = bad
+    with pytest.raises(ValueError, match='config.grid.controls'):
+      label_grid.controls(config)
 
 
 def test_the_sparse_and_retrain_configs():
@@ -109,6 +128,9 @@ def test_the_sparse_and_retrain_configs():
   assert (retrain.stage1.global_batch, retrain.stage1.num_epochs,
           tuple(retrain.stage1.lr_drop_epochs)) == (128, 10, (4, 6))
   assert retrain.stage2.init == retrain.eval.checkpoint == '' and retrain.eval.aggregate
+  control = label_grid.control_config(config, config.data, pathlib.Path('/aug/posetrack18'))
+  assert tuple(control.stages) == (1,) and not control.eval.aggregate
+  assert control.stage1.to_dict() == retrain.stage1.to_dict()
 
 
 def test_the_figure_leaves_a_nan_as_a_gap(tmp_path):
@@ -118,6 +140,18 @@ def test_the_figure_leaves_a_nan_as_a_gap(tmp_path):
   assert path.stat().st_size > 0
   assert path.with_suffix('.csv').read_text().splitlines() == [
       'curve,V1_N1,V2_N1', 'baseline,40.0,', '+ aggregation,45.0,50.0']
+
+
+def test_points_with_equal_labels_stand_apart(tmp_path):
+  # The synthetic grid's V12_N1 and V6_N2 both label 12 frames; on a numeric axis their points
+  # fell on one x and each curve became a vertical line.
+  figure = plots.label_grid(['V12_N1', 'V6_N2', 'V3_N1'], [12, 12, 3],
+                            {'baseline': [46.0, 38.4, 30.0]}, tmp_path / 'figure.png')
+  (line,) = figure.axes[0].get_lines()
+  assert list(line.get_xdata()) == [0, 1, 2]
+  assert list(line.get_ydata()) == [30.0, 46.0, 38.4]
+  assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == [
+      'V3_N1\n3 frames', 'V12_N1\n12 frames', 'V6_N2\n12 frames']
 
 
 def test_a_point_added_to_the_grid_does_not_refuse_the_points_trained(grid):

@@ -121,6 +121,49 @@ def test_augment_propagates_every_kept_pose_to_its_six_frames(synthetic_root, id
   assert int(enlarged.is_labeled.sum()) == labeled_total
 
 
+def test_the_controls_copy_the_kept_poses_or_keep_the_neighbours_own_labels(synthetic_root,
+                                                                            identity_run):
+  """The augmentation's controls on the same frames: 'copy' puts each kept pose unchanged on its
+  six frames; 'ground_truth' keeps those frames' own labels and adds nothing."""
+  config, workdir = identity_run
+  config = config.copy_and_resolve_references()
+  config.data.update(labeled_videos=-1, labeled_frames_per_video=2)
+  records, table = source.open_split(config, synthetic_root, 'train')
+  sparse = sparse_labels(table, -1, 2, config.seed)
+  image_id = lambda r: int(records[int(r)]['image_id'])
+  kept = {image_id(r) for r in np.flatnonzero(sparse.is_labeled)}
+  sources_of = {}
+  for r in np.flatnonzero(sparse.is_labeled):
+    for d in (-3, -2, -1, 1, 2, 3):
+      target = int(table.lookup(table.video[r], table.frame_index[r] + d))
+      if target >= 0 and not sparse.is_labeled[target]:
+        sources_of.setdefault(image_id(target), []).append(image_id(r))
+  original = {}
+  for path in (synthetic_root / 'annotations' / 'train').glob('*.json'):
+    for a in json.loads(path.read_text())['annotations']:
+      original.setdefault(int(a['image_id']), []).append(a)
+
+  def written(poses):
+    out = augment.augment(config, workdir, poses)
+    assert out == workdir / f'augment_{poses}' / 'posetrack18'
+    return [a for path in (out / 'annotations' / 'train').glob('*.json')
+            for a in json.loads(path.read_text())['annotations']]
+
+  copied = [a for a in written('copy') if int(a['image_id']) not in kept]
+  assert {int(a['image_id']) for a in copied} == set(sources_of)
+  for a in copied:
+    got = np.reshape(a['keypoints'], (17, 3))
+    poses = [np.reshape(o['keypoints'], (17, 3)) for s in sources_of[int(a['image_id'])]
+             for o in original[s] if o['track_id'] == a['track_id']]
+    assert any(np.array_equal(got[:, :2], np.where(p[:, 2:] > 0, p[:, :2], 0))
+               and np.array_equal(got[:, 2], (p[:, 2] > 0).astype(float)) for p in poses)
+
+  truth = written('ground_truth')
+  expected = [a for frame in kept | set(sources_of) for a in original.get(frame, [])]
+  assert sorted(map(json.dumps, truth)) == sorted(map(json.dumps, expected))
+  assert any(int(a['image_id']) not in kept for a in truth)
+
+
 def test_plot_and_table_survive_a_subset_without_some_joint(tmp_path):
   """poseval's mAP is NaN on a |delta| subset that lacks ground truth for some joint (a tiny
   validation split): the plot leaves that point out, the table says nan."""

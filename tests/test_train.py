@@ -340,6 +340,21 @@ def test_resume_equals_an_uninterrupted_run(data_root, tmp_path, monkeypatch):
     assert _losses(run) == _losses(straight)
 
 
+def test_a_run_compiles_its_step_once(data_root, tmp_path, monkeypatch):
+  """The first step's compilation serves the whole run: given the host arrays of a fresh state,
+  then the device arrays it returns, the mapped step traced (and compiled) twice."""
+  traces = []
+  step = train.train_step
+
+  def counting(*args, **kwargs):
+    traces.append(1)  # runs once per trace, not per step
+    return step(*args, **kwargs)
+
+  monkeypatch.setattr(train, 'train_step', counting)
+  train.train_stage(tiny_config(data_root, num_steps=3, checkpoint_every=3), tmp_path, 1)
+  assert len(traces) == 1
+
+
 def test_sigterm_between_log_steps_saves_at_the_next_step(data_root, tmp_path, monkeypatch):
   """A scheduler's grace period may be shorter than log_every steps: the loop stops after the
   step in flight, not at the next log step."""
