@@ -98,14 +98,16 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
 
 
 def _stamp(config, workdir: pathlib.Path) -> str:
-  """The config and the latest checkpoint step of each stage of the run."""
+  """The config and the latest checkpoint step of each stage of the run. Without config.grid:
+  it holds the grid's points, schedules and controls, which label_grid copies into each run's
+  own fields, so a point or a control added to a grid leaves its finished runs done."""
   steps = {}
   for stage in checkpoints.STAGES:
     step = checkpoints.latest_step(checkpoints.manager_dir(workdir, stage))
     if step is not None:
       steps[f'stage{stage}'] = step
-  return json.dumps({'config': config.to_dict(), 'checkpoints': steps}, sort_keys=True,
-                    default=str)
+  fields = {k: v for k, v in config.to_dict().items() if k != 'grid'}
+  return json.dumps({'config': fields, 'checkpoints': steps}, sort_keys=True, default=str)
 
 
 def summary(config, workdir: str | pathlib.Path) -> str:

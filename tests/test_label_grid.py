@@ -154,16 +154,22 @@ def test_points_with_equal_labels_stand_apart(tmp_path):
       'V3_N1\n3 frames', 'V12_N1\n12 frames', 'V6_N2\n12 frames']
 
 
-def test_a_point_added_to_the_grid_does_not_refuse_the_points_trained(grid):
+def test_a_point_added_to_the_grid_does_not_refuse_the_points_trained(grid, capsys):
   import ml_collections
 
-  from posewarper_jax import train
+  from posewarper_jax import report, train
 
   workdir, _, _ = grid
   run = workdir / 'grid' / 'Vall_N2' / 'sparse'
   config = ml_collections.ConfigDict(json.loads((run / 'config.json').read_text()))
   config.grid.labels = ((-1, 2), (3, 1))
+  config.grid.controls = ('copy',)
   train.check_resume(config, run)  # the grid's fields are not the run's
+  # ... nor what its steps after training depend on: none runs again.
+  capsys.readouterr()
+  report.run_after_training(config, run)
+  out = capsys.readouterr().out
+  assert out.count('done before with this config') == len(config.after_training) == 3, out
   config.stage1.num_epochs += 1
   with pytest.raises(ValueError, match='stage1.num_epochs'):
     train.check_resume(config, run)
