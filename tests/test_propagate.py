@@ -4,6 +4,7 @@ propagation must reproduce copying the labeled pose; the tables, files and plot 
 from __future__ import annotations
 
 import json
+import pathlib
 import shutil
 
 import cv2
@@ -63,14 +64,10 @@ def test_propagation_needs_a_warping_head(identity_run, tmp_path):
     propagate.propagate(config, workdir)
 
 
-def test_augment_propagates_every_kept_pose_to_its_six_frames(synthetic_root, identity_run):
-  """The release's augmentation (spec 7): the run's (V, N) subset kept, each kept pose propagated
-  to delta -3..-1, +1..+3 (each source's poses, where two reach a frame), nothing else labeled."""
-  data_root = synthetic_root
-  config, workdir = identity_run
-  config = config.copy_and_resolve_references()
-  config.data.update(labeled_videos=-1, labeled_frames_per_video=2)
-  out = augment.augment(config, workdir)
+def _six_frames(config, data_root: pathlib.Path):
+  """What the augmentation of the (-1, 2) subset must write, from the split itself: (records,
+  table, image_id(record), the kept frames' ids, target id -> its sources' ids (a kept frame's
+  six frames that are not kept), image id -> its original annotations)."""
   records, table = source.open_split(config, data_root, 'train')
   sparse = sparse_labels(table, -1, 2, config.seed)
   image_id = lambda r: int(records[int(r)]['image_id'])
@@ -85,6 +82,18 @@ def test_augment_propagates_every_kept_pose_to_its_six_frames(synthetic_root, id
   for path in (data_root / 'annotations' / 'train').glob('*.json'):
     for a in json.loads(path.read_text())['annotations']:
       original.setdefault(int(a['image_id']), []).append(a)
+  return records, table, image_id, kept, sources_of, original
+
+
+def test_augment_propagates_every_kept_pose_to_its_six_frames(synthetic_root, identity_run):
+  """The release's augmentation (spec 7): the run's (V, N) subset kept, each kept pose propagated
+  to delta -3..-1, +1..+3 (each source's poses, where two reach a frame), nothing else labeled."""
+  data_root = synthetic_root
+  config, workdir = identity_run
+  config = config.copy_and_resolve_references()
+  config.data.update(labeled_videos=-1, labeled_frames_per_video=2)
+  out = augment.augment(config, workdir)
+  records, table, image_id, kept, sources_of, original = _six_frames(config, data_root)
   propagated, labeled_total, reached = 0, 0, set()
   for path in (out / 'annotations' / 'train').glob('*.json'):
     data = json.loads(path.read_text())
@@ -128,20 +137,7 @@ def test_the_controls_copy_the_kept_poses_or_keep_the_neighbours_own_labels(synt
   config, workdir = identity_run
   config = config.copy_and_resolve_references()
   config.data.update(labeled_videos=-1, labeled_frames_per_video=2)
-  records, table = source.open_split(config, synthetic_root, 'train')
-  sparse = sparse_labels(table, -1, 2, config.seed)
-  image_id = lambda r: int(records[int(r)]['image_id'])
-  kept = {image_id(r) for r in np.flatnonzero(sparse.is_labeled)}
-  sources_of = {}
-  for r in np.flatnonzero(sparse.is_labeled):
-    for d in (-3, -2, -1, 1, 2, 3):
-      target = int(table.lookup(table.video[r], table.frame_index[r] + d))
-      if target >= 0 and not sparse.is_labeled[target]:
-        sources_of.setdefault(image_id(target), []).append(image_id(r))
-  original = {}
-  for path in (synthetic_root / 'annotations' / 'train').glob('*.json'):
-    for a in json.loads(path.read_text())['annotations']:
-      original.setdefault(int(a['image_id']), []).append(a)
+  _, _, _, kept, sources_of, original = _six_frames(config, synthetic_root)
 
   def written(poses):
     out = augment.augment(config, workdir, poses)
