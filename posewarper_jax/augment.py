@@ -92,14 +92,6 @@ def output_root(workdir: str | pathlib.Path, poses: str = 'posewarper') -> pathl
   return pathlib.Path(workdir) / folder / 'posetrack18'
 
 
-def copied_keypoints(keypoints: np.ndarray) -> np.ndarray:
-  """Kept poses copied as annotations: [M, 17, 3] (x, y, 1) where the joint is annotated
-  (visibility > 0) inside the image (x > 0, y > 0, as the warped ones are kept), else 0."""
-  keep = (keypoints[..., 2] > 0) & (keypoints[..., 0] > 0) & (keypoints[..., 1] > 0)
-  return np.where(keep[..., None], np.concatenate(
-      [keypoints[..., :2], np.ones((*keypoints.shape[:2], 1))], -1), 0.0)
-
-
 def augment(config, workdir: str | pathlib.Path, poses: str = 'posewarper') -> pathlib.Path:
   """Writes the enlarged training set (its frames near each kept label given `poses`, one of
   POSES); returns its root."""
@@ -124,9 +116,11 @@ def augment(config, workdir: str | pathlib.Path, poses: str = 'posewarper') -> p
   own_labels = (set(image_ids_of(records, targets[:, 0]).tolist()) if poses == 'ground_truth'
                 else set())
   if poses != 'ground_truth':
-    keypoints = _moved_keypoints(config, workdir, records, items, kept_records, poses)
+    # Each source frame read once (its people's ids and boxes are not in the lean records).
+    sources = {int(r): records[int(r)]['people'] for r in np.unique(items[:, 1])}
+    keypoints = _moved_keypoints(config, workdir, records, sources, items, kept_records, poses)
     for k, (_, src, person) in enumerate(items):
-      people = records[int(src)]['people']
+      people = sources[int(src)]
       annotation = {'keypoints': keypoints[k].ravel().tolist(), 'scores': [],
                     'track_id': int(people['track_id'][person]), 'category_id': 1,
                     'bbox_head': np.asarray(people['bbox_head'][person]).tolist()}
@@ -175,13 +169,15 @@ def augment(config, workdir: str | pathlib.Path, poses: str = 'posewarper') -> p
   return out
 
 
-def _moved_keypoints(config, workdir: pathlib.Path, records, items: np.ndarray,
-                     kept_records: np.ndarray, poses: str) -> np.ndarray:
+def _moved_keypoints(config, workdir: pathlib.Path, records, sources: dict[int, dict],
+                     items: np.ndarray, kept_records: np.ndarray, poses: str) -> np.ndarray:
   """[M, 17, 3] annotations for items (target, source, person): the source person's pose
-  warped onto the target by the run's PoseWarper, or copied."""
+  warped onto the target by the run's PoseWarper, or copied; either through the release's
+  joint filter (a copied joint: its annotated position, at peak 1 where it is annotated)."""
   if poses == 'copy':
-    return copied_keypoints(np.stack([np.asarray(records[int(src)]['people']['keypoints'])[p]
-                                      for _, src, p in items]).reshape(-1, NUM_JOINTS, 3))
+    copied = np.stack([np.asarray(sources[int(src)]['keypoints'])[p]
+                       for _, src, p in items]).reshape(-1, NUM_JOINTS, 3)
+    return propagated_keypoints(copied[..., :2], (copied[..., 2] > 0).astype(np.float64))
   network = checkpoints.load_network(config, workdir, needs_head='propagation')
   print(f'augment: {network.checkpoint.describe()} propagates the {len(items)} people of '
         f'{len(kept_records)} kept frames onto {len(np.unique(items[:, 0]))} frames of the '
