@@ -22,6 +22,12 @@ Two controls of the same experiment put other poses on the same frames (`poses`;
 <workdir>/augment_<poses>/posetrack18): 'copy', each kept pose copied unchanged to its six
 frames (what the warp adds over doing nothing), and 'ground_truth', the six frames' own labels
 where they have them (what labeling those frames would give: the ceiling of any propagation).
+
+How right the moved poses are: <workdir>/augment[_<poses>]/label_accuracy.json scores every
+propagated or copied person against its target frame's own ground truth where the source has
+one (the labels the experiment drops: read here to measure, never to train), by |delta| and
+over all: PCKh@0.5 (the metric's match: a joint within half a head size), the share of the
+true joints the filter kept, and the share of kept joints that are right.
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ import pathlib
 import jax
 import numpy as np
 
-from posewarper_jax import checkpoints, config_checks, predictor
+from posewarper_jax import checkpoints, config_checks, paths, predictor
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import image_ids_of, propagation_items, propagation_stream
+from posewarper_jax.metrics.posetrack_map import MATCH_THRESHOLD, head_size
 from tfds_posetrack.posetrack18 import (
   PROPAGATION_DISTANCE,
   augmentation_targets,
@@ -112,6 +119,8 @@ def augment(config, workdir: str | pathlib.Path, poses: str = 'posewarper') -> p
   kept_ids = set(image_ids_of(records, kept_records).tolist())
   target_ids = image_ids_of(records, items[:, 0])
   new_people: dict[int, list[dict]] = {}
+  new_deltas: dict[int, list[int]] = {}  # aligned with new_people: frames from the source
+  deltas = table.frame_index[items[:, 0]] - table.frame_index[items[:, 1]]
   # The ground-truth control keeps every target frame's own labels, and its labeled flag.
   own_labels = (set(image_ids_of(records, targets[:, 0]).tolist()) if poses == 'ground_truth'
                 else set())
@@ -127,6 +136,7 @@ def augment(config, workdir: str | pathlib.Path, poses: str = 'posewarper') -> p
       if people['has_bbox'][person]:
         annotation['bbox'] = np.asarray(people['bbox'][person]).tolist()
       new_people.setdefault(int(target_ids[k]), []).append(annotation)
+      new_deltas.setdefault(int(target_ids[k]), []).append(int(deltas[k]))
 
   out = output_root(workdir, poses)
   if jax.process_index() != 0:
@@ -139,11 +149,13 @@ def augment(config, workdir: str | pathlib.Path, poses: str = 'posewarper') -> p
   train_out = layouts.POSETRACK18.annotation_dir(out, 'train')
   train_out.mkdir(parents=True, exist_ok=True)
   counts = {'kept labels': 0, 'propagated people': 0, 'own labels': 0, 'dropped labels': 0}
+  tally = LabelTally()
   for gt_path in sorted(layout.annotation_dir(root, 'train').glob('*.json')):
     data, _ = formats.read(gt_path)  # PoseTrack17's frames keep their imgnum: the same ids
     next_id = max((int(a['id']) for a in data['annotations']), default=0) + 1
-    annotations = []
+    annotations, own = [], {}
     for a in data['annotations']:
+      own.setdefault(int(a['image_id']), []).append(a)
       if int(a['image_id']) in kept_ids or int(a['image_id']) in own_labels:
         annotations.append(a)
         counts['kept labels' if int(a['image_id']) in kept_ids else 'own labels'] += 1
@@ -153,6 +165,8 @@ def augment(config, workdir: str | pathlib.Path, poses: str = 'posewarper') -> p
       image_id = int(image.get('id', image.get('frame_id')))
       image['is_labeled'] = (image_id in kept_ids or image_id in new_people
                              or (image_id in own_labels and bool(image.get('is_labeled'))))
+      if image_id in new_people:
+        tally.add(new_people[image_id], new_deltas[image_id], own.get(image_id, []))
       for annotation in new_people.get(image_id, []):
         annotations.append({**annotation, 'image_id': image_id, 'id': next_id})
         next_id += 1
@@ -163,10 +177,57 @@ def augment(config, workdir: str | pathlib.Path, poses: str = 'posewarper') -> p
            f'{counts["propagated people"]} {"copied" if poses == "copy" else "propagated"} people')
   print(f'augment ({poses}): {counts["kept labels"]} kept labels, {added}, '
         f'{counts["dropped labels"]} labels dropped (outside the subset) in {out}', flush=True)
+  if poses != 'ground_truth':
+    accuracy = tally.summary()
+    paths.write_atomically(out.parent / 'label_accuracy.json', json.dumps(accuracy, indent=1))
+    print(f'augment ({poses}): against the frames\' own labels (never trained on), '
+          + '; '.join(f'|delta| = {d}: PCKh {a["pckh"]:.1f}' for d, a in accuracy.items()
+                      if d != 'all')
+          + f'; all: PCKh {accuracy["all"]["pckh"]:.1f}, {accuracy["all"]["kept"]:.1f}% of '
+          f'the true joints kept, {accuracy["all"]["precision"]:.1f}% of the kept right '
+          f'({accuracy["all"]["people"]} people scored; {out.parent / "label_accuracy.json"})',
+          flush=True)
   print('augment: retrain the single-frame network on it with\n  python run.py '
         '--config=configs/posewarper.py:augmented --workdir=<new dir> '
         f'--config.data.root={out}', flush=True)
   return out
+
+
+class LabelTally:
+  """Moved poses scored against their target frames' ground truth (label_accuracy.json)."""
+
+  def __init__(self):
+    # |delta| -> [people, true joints, of them kept, of them right, joints kept]
+    self.counts: dict[int, np.ndarray] = {}
+
+  def add(self, moved: list[dict], deltas: list[int], truth: list[dict]) -> None:
+    """moved: the annotations moved onto one frame (2018 format), deltas: theirs from their
+    sources; truth: that frame's own annotations. A person is scored against the true person of
+    the same track_id; one the frame has no label of is not scored."""
+    people = {int(a['track_id']): a for a in truth if a.get('keypoints') and a.get('bbox_head')}
+    for annotation, delta in zip(moved, deltas, strict=True):
+      true = people.get(int(annotation['track_id']))
+      if true is None:
+        continue
+      gt = np.asarray(true['keypoints'], np.float64).reshape(NUM_JOINTS, 3)
+      xy = np.asarray(annotation['keypoints'], np.float64).reshape(NUM_JOINTS, 3)
+      has_gt = gt.any(axis=1)  # an unannotated joint is (0, 0, 0)
+      if not has_gt.any():
+        continue
+      kept = xy.any(axis=1)
+      right = kept & has_gt & (np.linalg.norm(xy[:, :2] - gt[:, :2], axis=1)
+                               <= MATCH_THRESHOLD * head_size(true['bbox_head']))
+      row = self.counts.setdefault(abs(delta), np.zeros(5, np.int64))
+      row += [1, has_gt.sum(), (kept & has_gt).sum(), right.sum(), kept.sum()]
+
+  def summary(self) -> dict[str, dict[str, float]]:
+    """{'1', '2', '3', 'all': {'people', 'joints' (true joints), 'pckh' (% of them right),
+    'kept' (% of them the filter kept), 'precision' (% of the joints kept that are right)}}."""
+    rows = {str(d): c for d, c in sorted(self.counts.items())}
+    rows['all'] = sum(self.counts.values(), np.zeros(5, np.int64))
+    pct = lambda a, b: 100.0 * a / b if b else float('nan')
+    return {d: {'people': int(c[0]), 'joints': int(c[1]), 'pckh': pct(c[3], c[1]),
+                'kept': pct(c[2], c[1]), 'precision': pct(c[3], c[4])} for d, c in rows.items()}
 
 
 def _moved_keypoints(config, workdir: pathlib.Path, records, sources: dict[int, dict],

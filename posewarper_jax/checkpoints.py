@@ -51,8 +51,9 @@ class DamagedCheckpointError(ValueError):
 
 
 def stage_dir(workdir: pathlib.Path, stage: int) -> pathlib.Path:
-  """<workdir>/stage<N>: a stage's checkpoints/, metrics.jsonl and tensorboard/."""
-  return pathlib.Path(workdir) / f'stage{stage}'
+  """<workdir>/stage<N>: a stage's checkpoints/, metrics.jsonl and tensorboard/. Absolute, as
+  Orbax needs it, whichever way the library was called."""
+  return pathlib.Path(workdir).absolute() / f'stage{stage}'
 
 
 def manager_dir(workdir: pathlib.Path, stage: int) -> pathlib.Path:

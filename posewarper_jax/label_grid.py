@@ -49,6 +49,9 @@ CONTROL_CURVES = {'copy': '+ copied poses', 'ground_truth': '+ their true labels
 # of the runs, kept ones included: propagate.py's 'runs') and on the moved frames only ('all').
 PROPAGATION_ROWS = ('PoseWarper', 'copy')
 PROPAGATION_FRAMES = (('runs', ''), ('all', ', moved frames'))
+# How right the enlarged sets' moved labels are on the train frames they label (augment.py's
+# label_accuracy.json, PCKh@0.5 over all |delta|): PoseWarper's, and the copy control's.
+LABEL_ROWS = (('PoseWarper', 'posewarper'), ('copy', 'copy'))
 
 
 def labels(config) -> list[tuple[int, int]]:
@@ -148,6 +151,12 @@ def _total(path: pathlib.Path, row: str) -> float:
   return float(results[row]['groups']['Total']) if row in results else math.nan
 
 
+def _label_pckh(sparse: pathlib.Path, poses: str) -> float:
+  """PCKh of an enlarged set's moved labels (NaN when that set was not written)."""
+  path = augment.output_root(sparse, poses).parent / 'label_accuracy.json'
+  return float(json.loads(path.read_text())['all']['pckh']) if path.exists() else math.nan
+
+
 def run_grid(config, workdir: str | pathlib.Path) -> str | None:
   """Trains and scores every grid point; returns (and prints) the results table on process 0."""
   workdir = pathlib.Path(workdir)
@@ -190,7 +199,9 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
                  **{CONTROL_CURVES[c]: _total(point / f'retrain_{c}' / 'eval' / split /
                                               'results.json', 'single frame') for c in extra},
                  **{f'propagation {row}{suffix}': propagated[row].get(frames, math.nan)
-                    for row in PROPAGATION_ROWS for frames, suffix in PROPAGATION_FRAMES}})
+                    for row in PROPAGATION_ROWS for frames, suffix in PROPAGATION_FRAMES},
+                 **{f'train labels {row}': _label_pckh(point / 'sparse', poses)
+                    for row, poses in LABEL_ROWS}})
   if jax.process_index() != 0:
     return None
   out = workdir / 'grid'
@@ -208,17 +219,20 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
 def results_table(rows: list[dict], title: str, curves: tuple[str, ...] = CURVES) -> str:
   """Markdown: one line per grid point, Total mAP of the curves (the three, then any control)
   and of the propagation experiment on the same subset, over every frame of the runs (the
-  release's scoring), then over the moved frames only."""
+  release's scoring), then over the moved frames only; then the PCKh of the moved labels the
+  retrained baselines trained on (PoseWarper's, the copy control's), against the train frames'
+  own labels."""
   fmt = lambda v: '' if not math.isfinite(v) else f'{v:.1f}'
   propagation = [f'propagation {row}{suffix}' for _, suffix in PROPAGATION_FRAMES
-                 for row in PROPAGATION_ROWS]
+                 for row in PROPAGATION_ROWS] + [f'train labels {row}' for row, _ in LABEL_ROWS]
   header = ['V', 'N', 'labeled frames (people)', *curves,
-            'propagation: PoseWarper', 'copy', 'moved frames: PoseWarper', 'copy']
+            'propagation: PoseWarper', 'copy', 'moved frames: PoseWarper', 'copy',
+            'train labels PCKh: PoseWarper', 'copy']
   lines = [f'| {title}: Total mAP | ' + ' | '.join(header) + ' |',
            '|---' * (len(header) + 1) + '|']
   for r in rows:
     cells = [r['labeled_videos'], r['labeled_frames_per_video'],
              f'{r["labeled_frames"]} ({r["labeled_people"]})',
-             *(fmt(r[c]) for c in (*curves, *propagation))]
+             *(fmt(r.get(c, math.nan)) for c in (*curves, *propagation))]
     lines.append(f'| {r["point"]} | ' + ' | '.join(str(c) for c in cells) + ' |')
   return '\n'.join(lines)

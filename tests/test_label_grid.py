@@ -87,6 +87,12 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
     assert rows[0][f'propagation {row}'] == propagated[row]['runs']
     assert rows[0][f'propagation {row}, moved frames'] == propagated[row]['all']
   assert 'propagation: PoseWarper | copy | moved frames: PoseWarper | copy |' in text
+  # How right the retrained baselines' moved labels are (augment's label_accuracy.json).
+  for row, folder in (('PoseWarper', 'augment'), ('copy', 'augment_copy')):
+    accuracy = json.loads((workdir / 'grid' / 'Vall_N2' / 'sparse' / folder /
+                           'label_accuracy.json').read_text())
+    assert rows[0][f'train labels {row}'] == accuracy['all']['pckh']
+  assert '| train labels PCKh: PoseWarper | copy |' in text
 
 
 def test_running_it_again_redoes_nothing(grid):

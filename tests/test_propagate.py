@@ -154,10 +154,49 @@ def test_the_controls_copy_the_kept_poses_or_keep_the_neighbours_own_labels(synt
     assert any(np.array_equal(got[:, :2], np.where(p[:, 2:] > 0, p[:, :2], 0))
                and np.array_equal(got[:, 2], (p[:, 2] > 0).astype(float)) for p in poses)
 
+  # The copies scored against the frames' own labels: every copied person whose frame has a
+  # label of that track, by |delta|.
+  accuracy = json.loads((workdir / 'augment_copy' / 'label_accuracy.json').read_text())
+  scored = [a for a in copied if any(o['track_id'] == a['track_id'] and any(o['keypoints'])
+                                     for o in original.get(int(a['image_id']), []))]
+  assert accuracy['all']['people'] == len(scored) > 0
+  assert set(accuracy) - {'all'} <= {'1', '2', '3'}
+  assert sum(accuracy[d]['people'] for d in accuracy if d != 'all') == len(scored)
+  assert 0 < accuracy['all']['pckh'] <= 100
+
   truth = written('ground_truth')
   expected = [a for frame in kept | set(sources_of) for a in original.get(frame, [])]
   assert sorted(map(json.dumps, truth)) == sorted(map(json.dumps, expected))
   assert any(int(a['image_id']) not in kept for a in truth)
+  assert not (workdir / 'augment_ground_truth' / 'label_accuracy.json').exists()
+
+
+def test_moved_labels_are_scored_against_the_frames_own_labels():
+  """augment.LabelTally: PCKh@0.5 (half of 0.6 x the head box diagonal: 3 px for a 6 x 8 box)
+  per |delta|, the joints kept and the kept joints that are right."""
+  def person(track, joints, head=None):
+    keypoints = np.zeros((17, 3))
+    for j, (x, y) in joints.items():
+      keypoints[j] = (x, y, 1)
+    return {'track_id': track, 'keypoints': keypoints.ravel().tolist(),
+            **({'bbox_head': head} if head else {})}
+
+  truth = [person(1, {0: (10, 10), 1: (20, 20), 2: (30, 30), 3: (40, 40)}, [0, 0, 6, 8]),
+           person(2, {0: (50, 50)}, [0, 0, 6, 8])]
+  # Track 1: joint 0 exact, 1 off by 2.9 px (right), 2 off by 3.1 px (wrong), 3 dropped by the
+  # filter, 4 kept where the frame has no label. Track 3 has no label here: not scored.
+  moved = [person(1, {0: (10, 10), 1: (22.9, 20), 2: (30, 33.1), 4: (5, 5)}),
+           person(2, {0: (50, 51)}), person(3, {0: (1, 1)})]
+  tally = augment.LabelTally()
+  tally.add(moved, [-1, 3, 2], truth)
+  summary = tally.summary()
+  assert list(summary) == ['1', '3', 'all']
+  assert summary['1'] == {'people': 1, 'joints': 4, 'pckh': 50.0, 'kept': 75.0,
+                          'precision': 50.0}
+  assert summary['3'] == {'people': 1, 'joints': 1, 'pckh': 100.0, 'kept': 100.0,
+                          'precision': 100.0}
+  assert summary['all']['people'] == 2 and summary['all']['pckh'] == 60.0
+  assert summary['all']['precision'] == 60.0  # 3 of the 5 kept joints
 
 
 def test_plot_and_table_survive_a_subset_without_some_joint(tmp_path):

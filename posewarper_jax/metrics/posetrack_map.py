@@ -80,6 +80,15 @@ MATCH_THRESHOLD = 0.5    # in head sizes
 _J = len(POSEVAL_JOINTS)
 
 
+def head_size(bbox_head) -> float:
+  """The metric's head size of a person: HEAD_SIZE_FACTOR x the diagonal of bbox_head [x, y, w,
+  h]; a joint within MATCH_THRESHOLD head sizes of the ground truth is correct."""
+  # As poseval: corners first, then the diagonal of their difference.
+  x1, y1 = float(bbox_head[0]), float(bbox_head[1])
+  x2, y2 = x1 + float(bbox_head[2]), y1 + float(bbox_head[3])
+  return HEAD_SIZE_FACTOR * float(np.linalg.norm([x2 - x1, y2 - y1]))
+
+
 class EvaluationError(ValueError):
   """A ground-truth or prediction file cannot be evaluated; the message names it."""
 
@@ -174,11 +183,7 @@ def _people(annotations: list[dict], with_scores: bool, where: str):
       if not isinstance(box, list) or len(box) != 4:
         raise EvaluationError(f'{here}: a ground-truth person with keypoints needs bbox_head '
                               f'[x, y, w, h] (the head size of the metric), got {_short(box)}')
-      box = _finite_numbers(box, here, 'bbox_head', '4 finite numbers [x, y, w, h]')
-      # As poseval: corners first, then the diagonal of their difference.
-      x1, y1 = float(box[0]), float(box[1])
-      x2, y2 = x1 + float(box[2]), y1 + float(box[3])
-      extra = HEAD_SIZE_FACTOR * np.linalg.norm([x2 - x1, y2 - y1])
+      extra = head_size(_finite_numbers(box, here, 'bbox_head', '4 finite numbers [x, y, w, h]'))
     xys.append(k[:, :2])
     hases.append(has)
     extras.append(extra)
