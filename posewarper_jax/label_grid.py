@@ -50,8 +50,10 @@ CONTROL_CURVES = {'copy': '+ copied poses', 'ground_truth': '+ their true labels
 PROPAGATION_ROWS = ('PoseWarper', 'copy')
 PROPAGATION_FRAMES = (('runs', ''), ('all', ', moved frames'))
 # How right the enlarged sets' moved labels are on the train frames they label (augment.py's
-# label_accuracy.json, PCKh@0.5 over all |delta|): PoseWarper's, and the copy control's.
+# label_accuracy.json over all |delta|: PCKh@0.5 and the systematic offset): PoseWarper's, and
+# the copy control's.
 LABEL_ROWS = (('PoseWarper', 'posewarper'), ('copy', 'copy'))
+LABEL_FIELDS = ('pckh', 'offset')
 
 
 def labels(config) -> list[tuple[int, int]]:
@@ -151,10 +153,10 @@ def _total(path: pathlib.Path, row: str) -> float:
   return float(results[row]['groups']['Total']) if row in results else math.nan
 
 
-def _label_pckh(sparse: pathlib.Path, poses: str) -> float:
-  """PCKh of an enlarged set's moved labels (NaN when that set was not written)."""
+def _label_accuracy(sparse: pathlib.Path, poses: str, field: str) -> float:
+  """A field of an enlarged set's label_accuracy.json, all |delta| (NaN when not written)."""
   path = augment.output_root(sparse, poses).parent / 'label_accuracy.json'
-  return float(json.loads(path.read_text())['all']['pckh']) if path.exists() else math.nan
+  return float(json.loads(path.read_text())['all'][field]) if path.exists() else math.nan
 
 
 def run_grid(config, workdir: str | pathlib.Path) -> str | None:
@@ -200,8 +202,9 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
                                               'results.json', 'single frame') for c in extra},
                  **{f'propagation {row}{suffix}': propagated[row].get(frames, math.nan)
                     for row in PROPAGATION_ROWS for frames, suffix in PROPAGATION_FRAMES},
-                 **{f'train labels {row}': _label_pckh(point / 'sparse', poses)
-                    for row, poses in LABEL_ROWS}})
+                 **{f'train labels {field} {row}': _label_accuracy(point / 'sparse', poses,
+                                                                    field)
+                    for field in LABEL_FIELDS for row, poses in LABEL_ROWS}})
   if jax.process_index() != 0:
     return None
   out = workdir / 'grid'
@@ -219,20 +222,22 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
 def results_table(rows: list[dict], title: str, curves: tuple[str, ...] = CURVES) -> str:
   """Markdown: one line per grid point, Total mAP of the curves (the three, then any control)
   and of the propagation experiment on the same subset, over every frame of the runs (the
-  release's scoring), then over the moved frames only; then the PCKh of the moved labels the
-  retrained baselines trained on (PoseWarper's, the copy control's), against the train frames'
-  own labels."""
-  fmt = lambda v: '' if not math.isfinite(v) else f'{v:.1f}'
+  release's scoring), then over the moved frames only; then the PCKh and the systematic offset
+  (head sizes) of the moved labels the retrained baselines trained on (PoseWarper's, the copy
+  control's), against the train frames' own labels."""
+  fmt = lambda v, digits=1: '' if not math.isfinite(v) else f'{v:.{digits}f}'
   propagation = [f'propagation {row}{suffix}' for _, suffix in PROPAGATION_FRAMES
-                 for row in PROPAGATION_ROWS] + [f'train labels {row}' for row, _ in LABEL_ROWS]
+                 for row in PROPAGATION_ROWS]
+  labels = [f'train labels {field} {row}' for field in LABEL_FIELDS for row, _ in LABEL_ROWS]
   header = ['V', 'N', 'labeled frames (people)', *curves,
             'propagation: PoseWarper', 'copy', 'moved frames: PoseWarper', 'copy',
-            'train labels PCKh: PoseWarper', 'copy']
+            'train labels PCKh: PoseWarper', 'copy', 'offset: PoseWarper', 'copy']
   lines = [f'| {title}: Total mAP | ' + ' | '.join(header) + ' |',
            '|---' * (len(header) + 1) + '|']
   for r in rows:
     cells = [r['labeled_videos'], r['labeled_frames_per_video'],
              f'{r["labeled_frames"]} ({r["labeled_people"]})',
-             *(fmt(r.get(c, math.nan)) for c in (*curves, *propagation))]
+             *(fmt(r.get(c, math.nan)) for c in (*curves, *propagation)),
+             *(fmt(r.get(c, math.nan), 3 if 'offset' in c else 1) for c in labels)]
     lines.append(f'| {r["point"]} | ' + ' | '.join(str(c) for c in cells) + ' |')
   return '\n'.join(lines)

@@ -91,8 +91,9 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
   for row, folder in (('PoseWarper', 'augment'), ('copy', 'augment_copy')):
     accuracy = json.loads((workdir / 'grid' / 'Vall_N2' / 'sparse' / folder /
                            'label_accuracy.json').read_text())
-    assert rows[0][f'train labels {row}'] == accuracy['all']['pckh']
-  assert '| train labels PCKh: PoseWarper | copy |' in text
+    assert rows[0][f'train labels pckh {row}'] == accuracy['all']['pckh']
+    assert rows[0][f'train labels offset {row}'] == accuracy['all']['offset']
+  assert '| train labels PCKh: PoseWarper | copy | offset: PoseWarper | copy |' in text
 
 
 def test_running_it_again_redoes_nothing(grid):

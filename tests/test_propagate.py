@@ -3,9 +3,12 @@ propagation must reproduce copying the labeled pose; the tables, files and plot 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import pathlib
 import shutil
+import sys
 
 import cv2
 import numpy as np
@@ -14,7 +17,7 @@ import pytest
 from posewarper_jax import augment, checkpoints, convert, plots, predictor, propagate, train
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import propagation_items, propagation_stream
-from tests.test_train import tiny_config
+from tests.test_train import ROOT, tiny_config
 from tfds_posetrack.posetrack18 import propagation_protocol, sparse_labels
 
 
@@ -191,12 +194,22 @@ def test_moved_labels_are_scored_against_the_frames_own_labels():
   tally.add(moved, [-1, 3, 2], truth)
   summary = tally.summary()
   assert list(summary) == ['1', '3', 'all']
-  assert summary['1'] == {'people': 1, 'joints': 4, 'pckh': 50.0, 'kept': 75.0,
-                          'precision': 50.0}
-  assert summary['3'] == {'people': 1, 'joints': 1, 'pckh': 100.0, 'kept': 100.0,
-                          'precision': 100.0}
+  # Offsets in head sizes (6 px): joint 0 none, 1 (2.9 / 6, 0), 2 (0, 3.1 / 6); joint 4 has
+  # no truth to be off from.
+  assert summary['1'] == pytest.approx({'people': 1, 'joints': 4, 'pckh': 50.0, 'kept': 75.0,
+                                        'precision': 50.0, 'offset': (2.9 + 3.1) / 6 / 3})
+  assert summary['3'] == pytest.approx({'people': 1, 'joints': 1, 'pckh': 100.0, 'kept': 100.0,
+                                        'precision': 100.0, 'offset': 1 / 6})
   assert summary['all']['people'] == 2 and summary['all']['pckh'] == 60.0
   assert summary['all']['precision'] == 60.0  # 3 of the 5 kept joints
+  # Joint 0's offsets over both: (0, 0) and (0, 1 / 6), a mean of (0, 1 / 12).
+  assert summary['all']['offset'] == pytest.approx((1 / 12 + 2.9 / 6 + 3.1 / 6) / 3)
+
+  # Errors that cancel are no offset: the same joint 1/6 head size left, then right.
+  tally = augment.LabelTally()
+  tally.add([person(2, {0: (49, 50)}), person(2, {0: (51, 50)})], [1, -1], truth)
+  assert tally.summary()['all']['offset'] == 0.0
+  assert tally.summary()['all']['pckh'] == 100.0
 
 
 def test_plot_and_table_survive_a_subset_without_some_joint(tmp_path):
@@ -231,3 +244,38 @@ def test_augment_refuses_another_label_subset_than_the_run_trained_on(identity_r
   with pytest.raises(ValueError, match=r'trained on another label subset .*config.data.'
                                        r'labeled_frames_per_video: -1 in the run, 2 now'):
     augment.augment(config, workdir)
+
+
+def test_the_offset_diagnostic_moves_only_the_moved_labels_by_their_mean(synthetic_root,
+                                                                          identity_run, tmp_path):
+  """scripts/remove_label_offsets.py on the copy control's set: the kept labels unchanged, the
+  copied ones shifted per joint type until their mean offset from the truth is gone."""
+  sys.path.insert(0, str(ROOT / 'scripts'))
+  import remove_label_offsets
+
+  config, workdir = identity_run
+  config = config.copy_and_resolve_references()
+  config.data.update(labeled_videos=-1, labeled_frames_per_video=2)
+  augmented = augment.augment(config, workdir, 'copy')
+  out = tmp_path / 'posetrack18'
+  printed = io.StringIO()
+  with contextlib.redirect_stdout(printed):
+    assert remove_label_offsets.main([f'--augmented={augmented}', f'--truth={synthetic_root}',
+                                      f'--out={out}']) == 0
+  summary = json.loads(printed.getvalue())
+  assert summary['before']['offset'] > 0.005  # copies lag their people, not quite evenly
+  # Not exactly 0: a label is shifted by its source's head size, measured by its target's.
+  assert summary['after']['offset'] < min(0.002, summary['before']['offset'] / 10)
+  assert summary['after']['people'] == summary['before']['people']
+  original = {int(a['id']) for path in (synthetic_root / 'annotations' / 'train').glob('*.json')
+              for a in json.loads(path.read_text())['annotations']}
+  for path in (augmented / 'annotations' / 'train').glob('*.json'):
+    before = json.loads(path.read_text())['annotations']
+    after = json.loads((out / 'annotations' / 'train' / path.name).read_text())['annotations']
+    assert [a['id'] for a in after] == [a['id'] for a in before]
+    for a, b in zip(before, after, strict=True):
+      if int(a['id']) in original:
+        assert a == b
+      else:
+        assert {**a, 'keypoints': None} == {**b, 'keypoints': None}
+  assert (out / 'images').resolve() == (augmented / 'images').resolve()
