@@ -27,7 +27,8 @@ How right the moved poses are: <workdir>/augment[_<poses>]/label_accuracy.json s
 propagated or copied person against its target frame's own ground truth where the source has
 one (the labels the experiment drops: read here to measure, never to train), by |delta| and
 over all: PCKh@0.5 (the metric's match: a joint within half a head size), the share of the
-true joints the filter kept, and the share of kept joints that are right.
+true joints the filter kept, the share of kept joints that are right, and the systematic offset
+(LabelTally.summary), which a network retrained on the labels learns.
 """
 
 from __future__ import annotations
