@@ -15,8 +15,8 @@ A path may name:
 What a training checkpoint holds is recorded in it when it is saved (the item META of every
 step: the stage, whether its warping head was trained, the model config), so a run loads the
 same whatever its folders are called: a stage-1 run's head is the untrained initialization
-(the identity warp), and `load` leaves it out. Paths reach this module absolute (run.py makes
-every path a user gives absolute).
+(the identity warp), and `load` leaves it out. Paths may be relative to the working
+directory: `find` and `stage_dir` make them absolute, as Orbax needs them.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ class Network:
 
 def find(path: str | pathlib.Path) -> Checkpoint:
   """What `path` names; FileNotFoundError naming where it looked when it names no network."""
-  path = pathlib.Path(path)
+  path = pathlib.Path(path).absolute()
   if not path.exists():
     raise FileNotFoundError(f'checkpoint {path} does not exist')
   if path.is_file():

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import jax
 
-from posewarper_jax import augment, checkpoints, evaluate, infer, paths, propagate
+from posewarper_jax import augment, checkpoints, config_checks, evaluate, infer, paths, propagate
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import ground_truth_boxes, record_frames
 from tfds_posetrack.posetrack18 import longest_labeled_run, split_directory
@@ -98,15 +98,14 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
 
 
 def _stamp(config, workdir: pathlib.Path) -> str:
-  """The config and the latest checkpoint step of each stage of the run. Without config.grid:
-  it holds the grid's points, schedules and controls, which label_grid copies into each run's
-  own fields, so a point or a control added to a grid leaves its finished runs done."""
+  """The config (without config_checks.NOT_OF_A_RUN) and the latest checkpoint step of each
+  stage of the run."""
   steps = {}
   for stage in checkpoints.STAGES:
     step = checkpoints.latest_step(checkpoints.manager_dir(workdir, stage))
     if step is not None:
       steps[f'stage{stage}'] = step
-  fields = {k: v for k, v in config.to_dict().items() if k != 'grid'}
+  fields = {k: v for k, v in config.to_dict().items() if k not in config_checks.NOT_OF_A_RUN}
   return json.dumps({'config': fields, 'checkpoints': steps}, sort_keys=True, default=str)
 
 

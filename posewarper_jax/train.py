@@ -63,10 +63,7 @@ _PREEMPTION_CHECK_EVERY = 10
 # the data from, what it does after training, and the fields of stages not trained yet.
 RESUMABLE = ('stages', 'after_training', 'eval', 'infer', 'train.num_steps', 'train.log_every',
              'train.checkpoint_every', 'train.keep_checkpoints', 'data.num_workers', 'data.root',
-             'data.tfds_dir', 'model.head.remat',
-             # The grid's points and schedules: each run of augment_grid has its own stage fields
-             # (a point added to the grid must not refuse the points already trained).
-             'grid')
+             'data.tfds_dir', 'model.head.remat', *config_checks.NOT_OF_A_RUN)
 
 
 class NonFiniteLossError(RuntimeError):

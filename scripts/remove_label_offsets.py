@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
       true = people.get((int(a['image_id']), int(a['track_id'])))
       if true is not None:
         before.add([a], [1], [true])
+  if not before.offsets:
+    parser.error(f'no moved label in {train_in} has a label of its person in {truth_dir} to '
+                 'measure its offset against')
   sums = before.offsets[1]  # [17, 3]: summed offsets (head sizes) and counts
   mean = np.divide(sums[:, :2], sums[:, 2:], out=np.zeros((NUM_JOINTS, 2)),
                    where=sums[:, 2:] > 0)

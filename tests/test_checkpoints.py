@@ -27,6 +27,16 @@ def test_a_run_with_both_stages_names_its_stage_2_with_the_head(identity_run):
   assert checkpoints.network(config, workdir / 'elsewhere') == found
 
 
+def test_a_library_caller_may_name_a_run_relative_to_its_folder(identity_run, monkeypatch):
+  """Orbax wants absolute paths; a script that calls the library from the run's parent folder
+  with 'run/stage2' (or the workdir, or a step) gets the same network."""
+  _, workdir = identity_run
+  monkeypatch.chdir(workdir.parent)
+  for relative in (workdir.name, f'{workdir.name}/stage2', f'{workdir.name}/stage2/checkpoints'):
+    network = checkpoints.load(relative)
+    assert network.has_head and network.checkpoint.directory.is_absolute(), relative
+
+
 def test_a_moved_stage1_run_is_still_headless(identity_run, tmp_path):
   _, workdir = identity_run
   for moved in (tmp_path / 'renamed_run', tmp_path / 'just_the_manager'):
