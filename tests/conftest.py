@@ -37,7 +37,7 @@ def identity_run(synthetic_root, tmp_path_factory):
   head still the identity it starts as (stage-2 learning rate 0, spec 1.5). The evaluation,
   propagation and inference tests share it: one training instead of one per module."""
   from posewarper_jax import train
-  from tests.test_train import tiny_config
+  from tests.helpers import tiny_config
 
   workdir = tmp_path_factory.mktemp('identity_run')
   config = tiny_config(synthetic_root, stages=(1, 2), num_steps=1, checkpoint_every=1)

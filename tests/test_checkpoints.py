@@ -81,7 +81,7 @@ def test_a_path_without_a_network_says_where_it_looked(tmp_path):
 
 
 def test_user_paths_become_absolute(tmp_path, monkeypatch):
-  from tests.test_train import posewarper_config
+  from tests.helpers import posewarper_config
 
   monkeypatch.chdir(tmp_path)
   config = posewarper_config.get_config()

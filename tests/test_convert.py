@@ -20,6 +20,7 @@ from flax import traverse_util
 
 from posewarper_jax import convert
 from posewarper_jax.models import PoseWarper, build_posewarper, num_params
+from tests.helpers import load_script
 from tests.numerics import assert_close_to_scale
 
 GOLDEN = pathlib.Path(__file__).parent / 'golden'
@@ -175,12 +176,7 @@ def test_golden_pytorch_reference():
 def torch_reference():
   torch = pytest.importorskip('torch')
   pytest.importorskip('torchvision')
-  sys.path.insert(0, str(GOLDEN))
-  try:
-    import torch_posewarper
-  finally:
-    sys.path.remove(str(GOLDEN))
-  return torch, torch_posewarper
+  return torch, load_script(GOLDEN / 'torch_posewarper.py')
 
 
 def test_live_pytorch_reference(torch_reference):

@@ -16,8 +16,8 @@ from posewarper_jax import codec, evaluate, predictions
 from posewarper_jax.data import source, transforms
 from posewarper_jax.data.pipeline import ground_truth_boxes
 from posewarper_jax.metrics import posetrack_map
+from tests.helpers import ROOT, tiny_config, tiny_overrides
 from tests.shared_data import SAMPLE
-from tests.test_train import ROOT, tiny_config, tiny_overrides
 from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS, flip_permutation
 
 # --- Decoding -----------------------------------------------------------------------------------

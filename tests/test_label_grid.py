@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from posewarper_jax import label_grid, plots
-from tests.test_train import ROOT, posewarper_config, tiny_model_overrides
+from tests.helpers import ROOT, posewarper_config, tiny_model_overrides
 
 POINTS = '((-1, 2),)'  # one point: the suite's time; plots.label_grid's order is tested below
 

@@ -256,7 +256,7 @@ def test_the_generator_writes_each_layout_with_the_same_videos(tmp_path, layout)
 @pytest.mark.parametrize('layout', ['posetrack17'])
 def test_a_tiny_run_trains_evaluates_and_propagates_on_another_layout(tmp_path, layout):
   from posewarper_jax import evaluate, propagate, train
-  from tests.test_train import tiny_config
+  from tests.helpers import tiny_config
 
   root = tmp_path / layout
   synthetic.generate(root, seed=7, num_train=2, num_val=1, num_test=0, frames=40, width=192,
@@ -280,7 +280,7 @@ def test_a_tiny_run_trains_evaluates_and_propagates_on_another_layout(tmp_path, 
 
 
 def test_the_posetrack17_variant_runs_the_release_grid_unscaled():
-  from tests.test_train import posewarper_config
+  from tests.helpers import posewarper_config
 
   config = posewarper_config.get_config('posetrack17,augmentation_grid')
   assert tuple(map(tuple, config.grid.labels)) == ((100, 1), (175, 1), (-1, 1), (50, 1),

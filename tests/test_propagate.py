@@ -8,7 +8,6 @@ import io
 import json
 import pathlib
 import shutil
-import sys
 
 import cv2
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 from posewarper_jax import augment, checkpoints, convert, plots, predictor, propagate, train
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import propagation_items, propagation_stream
-from tests.test_train import ROOT, tiny_config
+from tests.helpers import ROOT, load_script, tiny_config
 from tfds_posetrack.posetrack18 import propagation_protocol, sparse_labels
 
 
@@ -250,8 +249,7 @@ def test_the_offset_diagnostic_moves_only_the_moved_labels_by_their_mean(synthet
                                                                           identity_run, tmp_path):
   """scripts/remove_label_offsets.py on the copy control's set: the kept labels unchanged, the
   copied ones shifted per joint type until their mean offset from the truth is gone."""
-  sys.path.insert(0, str(ROOT / 'scripts'))
-  import remove_label_offsets
+  remove_label_offsets = load_script(ROOT / 'scripts' / 'remove_label_offsets.py')
 
   config, workdir = identity_run
   config = config.copy_and_resolve_references()

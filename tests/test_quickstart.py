@@ -14,7 +14,7 @@ import pytest
 from posewarper_jax import report
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import ground_truth_boxes
-from tests.test_train import ROOT, posewarper_config, tiny_model_overrides
+from tests.helpers import ROOT, posewarper_config, tiny_model_overrides
 from tfds_posetrack.posetrack18 import longest_labeled_run
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from posewarper_jax import infer, predictor, render
+from tests.helpers import ROOT, tiny_config, tiny_overrides
 from tests.shared_data import SAMPLE
-from tests.test_train import ROOT, tiny_config, tiny_overrides
 from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS
 
 CLIP = SAMPLE / 'videos'

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.test_train import ROOT
+from tests.helpers import ROOT
 
 SCRIPT = ROOT / 'scripts' / 'venv.sh'
 

@@ -25,47 +25,8 @@ from posewarper_jax.data import transforms
 from posewarper_jax.data.pipeline import training_dataset
 from posewarper_jax.data.synthetic import generate
 from posewarper_jax.models import create_model, init_variables
+from tests.helpers import ROOT, posewarper_config, tiny_config, tiny_overrides
 from tests.numerics import assert_close_to_scale
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'configs'))
-import posewarper as posewarper_config  # noqa: E402 (configs/ is not a package)
-
-TINY = dict(image_size=(64, 48), backbone=dict(width=8, stage_modules=(1,), stage_blocks=(1,),
-                                               stem_features=16, layer1_planes=8,
-                                               layer1_blocks=1),
-            head=dict(num_blocks=2, features=8, dilations=(3,)))
-
-
-def tiny_model_overrides() -> list[str]:
-  """TINY's crop size and networks as command-line overrides."""
-  b, h = TINY['backbone'], TINY['head']
-  return ['--config.image_size=(64, 48)',
-          *(f'--config.model.backbone.{k}={v}' for k, v in b.items()),
-          *(f'--config.model.head.{k}={v}' for k, v in h.items())]
-
-
-def tiny_overrides(data_root: pathlib.Path) -> list[str]:
-  """The same tiny experiment as command-line overrides (for run.py in subprocesses)."""
-  return [
-      *tiny_model_overrides(), f'--config.data.root={data_root}',
-      f'--config.data.tfds_dir={data_root / "tfds"}', '--config.data.synthetic=False',
-      '--config.stage1.global_batch=8', '--config.stage2.global_batch=8',
-      '--config.train.log_every=1', '--config.after_training=()', '--config.sigma=3.0']
-
-
-def tiny_config(data_root: pathlib.Path, stages=(1,), **train_fields):
-  config = posewarper_config.get_config('synthetic')
-  config.image_size = TINY['image_size']
-  config.model.backbone.update(TINY['backbone'])
-  config.model.head.update(TINY['head'])
-  config.data.update(synthetic=False, root=str(data_root), tfds_dir=str(data_root / 'tfds'))
-  config.stages = stages
-  config.after_training = ()  # the quick start's eval / propagate / render: not here
-  config.sigma = 3.0  # the paper's targets (the tests' loss thresholds were set with them)
-  config.stage1.global_batch = config.stage2.global_batch = 8
-  config.train.update(log_every=1, **train_fields)
-  return config
 
 
 @pytest.fixture(scope='module')
