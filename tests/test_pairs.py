@@ -187,3 +187,43 @@ def test_nothing_outside_the_subset_is_a_frame_a():
     assert set(sparse.video[pairs[:, 2]].tolist()) <= kept_videos  # B from the same videos
   # B may be a frame whose label was dropped: an image, never a target.
   assert set(pairs[:, 2].tolist()) - kept_records
+
+
+# Twelve videos in no name order, one of them without a labeled frame: the draw is over the
+# eleven labeled ones in name order, and any change of that order, of the RNG or of its key
+# changes which are kept.
+NAMED = ('024158_mpii_train', '000001_bonn_train', '015302_mpii_train', '009473_mpii_train',
+         '000522_mpii_train', '023717_mpii_train', '007684_mpii_train', '005067_mpii_train',
+         '014313_mpii_train', '002276_mpii_train', '016236_mpii_train', '010919_mpii_train')
+
+
+def test_sparse_labels_draw_these_videos_for_these_seeds():
+  """The videos a (seed, V) keeps, golden: the first V of numpy's default_rng([seed, 7])
+  permutation of the labeled videos in name order (V = 4 is V = 5 less its fifth)."""
+  table = _table({name: (6, range(6), set() if name == '007684_mpii_train' else {1, 2, 3}, 1)
+                  for name in NAMED})
+  kept = lambda videos, seed: sorted(_kept(sparse_labels(table, videos, 1, seed)))
+  assert kept(5, seed=0) == ['005067_mpii_train', '009473_mpii_train', '014313_mpii_train',
+                             '016236_mpii_train', '024158_mpii_train']
+  assert kept(4, seed=0) == ['005067_mpii_train', '009473_mpii_train', '014313_mpii_train',
+                             '016236_mpii_train']
+  assert kept(1, seed=0) == ['005067_mpii_train']
+  assert kept(4, seed=1) == ['000522_mpii_train', '002276_mpii_train', '010919_mpii_train',
+                             '023717_mpii_train']
+
+
+@pytest.mark.parametrize('frames, chosen', [
+    # Positions floor((i + 1/2) * 23 / 5) = floor(2.3, 6.9, 11.5, 16.1, 20.7).
+    (5, [12, 16, 21, 26, 30]),
+    # floor((i + 1/2) * 23 / 6) = floor(1.92, 5.75, 9.58, 13.42, 17.25, 21.08): position 21 is
+    # frame 34, a label outside the run.
+    (6, [11, 15, 19, 23, 27, 34]),
+])
+def test_sparse_labels_spread_n_frames_over_labeled_frames_that_n_does_not_divide(frames, chosen):
+  """N of a video's L = 23 labeled frames (the run 10..30 and frames 34 and 38; stored out of
+  frame order): the middles of N equal parts of the labeled frames in frame order, position
+  floor((i + 1/2) * L / N), as pairs.sparse_labels's docstring states."""
+  labeled = set(range(10, 31)) | {34, 38}
+  table = _table({'v': (40, [f * 17 % 40 for f in range(40)], labeled, 1)})
+  kept = _kept(sparse_labels(table, -1, frames))
+  assert list(kept) == ['v'] and sorted(kept['v']) == chosen
