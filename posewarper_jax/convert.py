@@ -10,7 +10,9 @@ modules (hrnet.py): a Flax path ('backbone', 'stage3_1', 'fuse_layers_2_0_1_1', 
 PyTorch name 'stage3.1.fuse_layers.2.0.1.1.weight'. Layouts:
   official  names as in the release's state_dict (COCO HRNet-W48 and PoseWarper checkpoints);
   mmpose    the backbone under 'backbone.', the head under 'neck.' (trans_layer = final_layer,
-            offset_layers.{k} = offsets{k+1}, deform_conv_layers.{k} = deform_conv{k+1}).
+            offset_layers.{k} = offsets{k+1}, deform_conv_layers.{k} = deform_conv{k+1}); a
+            top-down HRNet's (COCO) final layer under 'keypoint_head.' (mmpose 0.x) or 'head.'
+            (1.x).
 A 'module.' prefix (checkpoints saved from DataParallel) is removed in both.
 
 The architecture is read from the checkpoint itself (channels, modules, blocks); give `model`
@@ -54,6 +56,7 @@ _LEAF_NAMES = {
 _MMPOSE_RENAMES = (
     (re.compile(r'^backbone\.'), ''),
     (re.compile(r'^neck\.trans_layer\.'), 'final_layer.'),
+    (re.compile(r'^(?:keypoint_head|head)\.final_layer\.'), 'final_layer.'),
     (re.compile(r'^neck\.offset_feats\.'), 'offset_feats.'),
     (re.compile(r'^neck\.offset_layers\.(\d+)\.'), lambda m: f'offsets{int(m[1]) + 1}.'),
     (re.compile(r'^neck\.deform_conv_layers\.(\d+)\.'),

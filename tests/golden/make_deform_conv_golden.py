@@ -1,8 +1,8 @@
 """Writes the deformable-convolution golden files from torchvision.ops.deform_conv2d.
 
-Run it wherever torch and torchvision import (neither is a dependency of the project). On the
-development machine a Python 3.11 venv with `pip install torch==2.14.1 torchvision==0.29.1`
-does it without a large download:
+Run it wherever torch and torchvision import (neither is a dependency of the project); the
+committed files were written in a Python 3.12 venv with requirements.lock plus `torch==2.14.1
+torchvision==0.29.1`:
 
     python tests/golden/make_deform_conv_golden.py
 
