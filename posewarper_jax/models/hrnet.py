@@ -64,6 +64,23 @@ def make_norm(train: bool, dtype: Any = None, axis_name: str | None = None) -> M
                            epsilon=BN_EPSILON, dtype=dtype, axis_name=axis_name if train else None)
 
 
+def materialize(x: jax.Array) -> jax.Array:
+  """x, unchanged, written to memory before its consumers read it (on the CPU backend).
+
+  An identity (`lax.optimization_barrier`): the function and its gradients are untouched; only
+  XLA's fusion decisions change. Why, on the CPU: the kernel gradient of every convolution reads
+  its input activations in a transposed layout (batch innermost). XLA:CPU fuses the whole chain
+  that produced them (BatchNorm, ReLU, the residual sum, a fuse layer's upsampled branches) into
+  that transpose and recomputes it element by element in transposed order, once per consumer.
+  Profiled on HRNet-W48 (docs/benchmarks.md, "Where the step's time goes"), these fusions took
+  more time than the convolutions. With the block outputs materialized the transposes become
+  copies. On GPU and TPU, XLA's fusions are profitable as they are: the barrier stays off there.
+  """
+  if jax.default_backend() == 'cpu':
+    return jax.lax.optimization_barrier(x)
+  return x
+
+
 def upsample_nearest(x: jax.Array, factor: int) -> jax.Array:
   """Nearest-neighbour upsampling of [N, H, W, C] by an integer factor (PyTorch's 'nearest')."""
   return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
@@ -89,7 +106,7 @@ class BasicBlock(nn.Module):
     if self.project:
       residual = self.conv(self.features, 1, self.strides, name='downsample_0')(x)
       residual = self.norm(name='downsample_1')(residual)
-    return nn.relu(y + residual)
+    return materialize(nn.relu(y + residual))
 
 
 class Bottleneck(nn.Module):
@@ -109,7 +126,7 @@ class Bottleneck(nn.Module):
     if self.project:
       residual = self.conv(self.planes * BOTTLENECK_EXPANSION, 1, name='downsample_0')(x)
       residual = self.norm(name='downsample_1')(residual)
-    return nn.relu(y + residual)
+    return materialize(nn.relu(y + residual))
 
 
 class HighResolutionModule(nn.Module):
@@ -153,7 +170,7 @@ class HighResolutionModule(nn.Module):
             if not last:
               x = nn.relu(x)
         total = x if total is None else total + x
-      outputs.append(nn.relu(total))
+      outputs.append(materialize(nn.relu(total)))
     return outputs
 
 

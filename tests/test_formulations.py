@@ -1,0 +1,68 @@
+"""The speed rewrites compute the same function: each against its plain formulation, forward and
+every gradient (parameters and input), on the network's own structure.
+
+docs/benchmarks.md ("Where the step's time goes") says why each rewrite exists and what it
+saved.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from posewarper_jax.models import hrnet
+from tests.numerics import assert_close_to_scale
+
+# Every block kind and fuse path: a Bottleneck with projection, BasicBlocks, transitions, and a
+# three-branch module (upsampling and stride-2 chains into the fuse sums).
+_NETWORK = dict(width=8, stage_modules=(1, 1), stage_blocks=(1, 2), stem_features=16,
+                layer1_planes=8, layer1_blocks=2, num_joints=5)
+
+
+def _loss_and_grads(model, variables, images):
+  def loss(params, images):
+    heatmaps, updates = model.apply({'params': params, 'batch_stats': variables['batch_stats']},
+                                    images, train=True, mutable=['batch_stats'])
+    return jnp.sum(jnp.sin(heatmaps)), updates
+
+  (value, updates), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(
+      variables['params'], images)
+  return value, updates, grads
+
+
+def _barriers(model, variables, images) -> int:
+  text = jax.jit(lambda v, x: model.apply(v, x)).lower(variables, images).as_text()
+  return text.count('stablehlo.optimization_barrier')
+
+
+def test_materialized_block_outputs_are_the_same_function(monkeypatch):
+  """hrnet.materialize (an optimization barrier at every block output and fuse sum) against the
+  network without it: the loss, the BatchNorm statistics and every gradient equal to float32
+  rounding. Not bitwise: other fusions add the reductions (BatchNorm statistics, bias
+  gradients) in another order, 7e-6 of a tensor's scale at most here."""
+  assert jax.default_backend() == 'cpu'
+  model = hrnet.HRNet(**_NETWORK)
+  images = jax.random.normal(jax.random.key(0), (2, 64, 48, 3))
+  variables = model.init(jax.random.key(1), images)
+  # Non-trivial BatchNorm parameters, so the recomputed chains are not identities.
+  variables = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(2), x.shape),
+                           variables)
+  # Two Bottlenecks; BasicBlocks: 1 per branch in stage 2 (2 branches), 2 per branch in stage 3
+  # (3 branches); fuse sums: 2 in stage 2, 1 in the last module (it fuses branch 0 only).
+  assert _barriers(model, variables, images) == 2 + (1 * 2 + 2 * 3) + (2 + 1)
+  fast = _loss_and_grads(model, variables, images)
+
+  monkeypatch.setattr(hrnet, 'materialize', lambda x: x)
+  assert _barriers(model, variables, images) == 0
+  plain = _loss_and_grads(model, variables, images)
+  for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(fast)[0],
+                          jax.tree_util.tree_leaves(plain), strict=True):
+    assert_close_to_scale(a, b, 2e-5, jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize('backend, barrier', [('cpu', True), ('gpu', False), ('tpu', False)])
+def test_materialize_is_a_barrier_on_the_cpu_only(monkeypatch, backend, barrier):
+  monkeypatch.setattr(jax, 'default_backend', lambda: backend)
+  text = jax.jit(lambda x: hrnet.materialize(x)).lower(jnp.ones((2, 3))).as_text()
+  assert ('optimization_barrier' in text) == barrier
