@@ -220,6 +220,16 @@ def test_load_pth_and_convert_command(torch_reference, tmp_path):
   loaded = convert.load_state_dict(path)
   assert set(loaded) == {'module.' + k for k in state_dict}
   assert convert.main(['--input', str(path), '--output', str(tmp_path / 'ckpt')]) == 0
+  _assert_checkpoint_holds(tmp_path / 'ckpt', state_dict)
+
+
+def _assert_checkpoint_holds(directory: pathlib.Path, state_dict: dict[str, np.ndarray]):
+  """The checkpoint written at `directory`, read back, is the state dict's variables by value."""
+  restored = convert.load_variables(directory)
+  expected = convert.torch_to_flax(state_dict)
+  assert jax.tree.structure(restored) == jax.tree.structure(expected)
+  for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(expected), strict=True):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_convert_command_writes_an_orbax_checkpoint(tmp_path, capsys, monkeypatch):
@@ -230,11 +240,7 @@ def test_convert_command_writes_an_orbax_checkpoint(tmp_path, capsys, monkeypatc
   monkeypatch.chdir(tmp_path)  # relative paths, as typed (Orbax itself takes only absolute)
   assert convert.main(['--input', npz.name, '--output', 'ckpt']) == 0
   assert 'warper' in capsys.readouterr().out
-  restored = convert.load_variables(tmp_path / 'ckpt')
-  expected = convert.torch_to_flax(state_dict)
-  for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(expected), strict=True):
-    np.testing.assert_array_equal(a, b)
-  assert jax.tree.structure(restored) == jax.tree.structure(expected)
+  _assert_checkpoint_holds(tmp_path / 'ckpt', state_dict)
   # A bad checkpoint: a message with the names, exit status 1, nothing written.
   del state_dict['bn1.running_var']
   np.savez(npz, **state_dict)

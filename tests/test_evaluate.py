@@ -4,19 +4,18 @@ trained run goes through the whole evaluation."""
 
 from __future__ import annotations
 
+import collections
 import json
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from posewarper_jax import codec, evaluate, predictions
 from posewarper_jax.data import source, transforms
-from posewarper_jax.data.pipeline import ground_truth_boxes
+from posewarper_jax.data.pipeline import ground_truth_boxes, image_ids_of
 from posewarper_jax.metrics import posetrack_map
-from tests.helpers import ROOT, tiny_config, tiny_overrides
+from tests.helpers import tiny_config
 from tests.shared_data import SAMPLE
 from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS, flip_permutation
 
@@ -155,23 +154,37 @@ def test_write_predictions_rejects_frames_of_no_video(tmp_path, synthetic_root):
                                 np.ones((1, NUM_JOINTS)))
 
 
-# --- run.py --mode=eval -------------------------------------------------------------------------
+# --- The eval mode ------------------------------------------------------------------------------
+# (run.py --mode=eval from another folder with relative paths: test_quickstart.py)
 
 def test_eval_mode_on_a_tiny_trained_run(synthetic_root, identity_run):
-  data_root, tmp_path = synthetic_root, identity_run[1]
-  command = [sys.executable, str(ROOT / 'run.py'), '--config=configs/posewarper.py:synthetic',
-             f'--workdir={tmp_path}', '--mode=eval', *tiny_overrides(data_root),
-             '--config.eval.batch=8', '--config.eval.flip_test=True']
-  done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-  out = tmp_path / 'eval' / 'val'
+  """Each row's numbers are the official mAP of the prediction files it wrote (one pose per
+  ground-truth box), and the table shows the numbers of results.json."""
+  config, workdir = identity_run
+  config = config.copy_and_resolve_references()
+  config.eval.update(batch=8, flip_test=True)
+  returned = evaluate.evaluate(config, workdir)
+  out = workdir / 'eval' / 'val'
   results = json.loads((out / 'results.json').read_text())
-  assert list(results) == ['single frame', 'aggregation']
-  for row in results.values():
-    assert len(row['ap']) == 16 and 0 <= row['groups']['Total'] <= 100
-  table = (out / 'results.md').read_text()
-  assert '| single frame |' in table and '| aggregation |' in table and 'Total' in table
-  assert len(list((out / 'aggregation' / 'predictions').glob('*.json'))) == 2
+  assert list(results) == list(returned) == ['single frame', 'aggregation']
+  gt_dir = synthetic_root / 'annotations' / 'val'
+  records, table = source.open_split(config, synthetic_root, 'validation')
+  boxes = collections.Counter(int(i) for i in
+                              image_ids_of(records, ground_truth_boxes(records, table).record))
+  labeled = sum(sum(i['is_labeled'] for i in json.loads(p.read_text())['images'])
+                for p in gt_dir.glob('*.json'))
+  lines = (out / 'results.md').read_text().splitlines()
+  for row, line in zip(results, lines[2:], strict=True):
+    pred_dir = out / row.replace(' ', '_') / 'predictions'
+    written = [a for p in sorted(pred_dir.glob('*.json'))
+               for a in json.loads(p.read_text())['annotations']]
+    assert collections.Counter(a['image_id'] for a in written) == boxes, row
+    again = posetrack_map.evaluate(gt_dir, pred_dir)
+    for key in ('ap', 'pre', 'rec', 'groups', 'num_frames', 'num_gt_joints'):
+      assert results[row][key] == again[key], (row, key)
+    assert results[row]['num_frames'] == labeled
+    groups = results[row]['groups']
+    assert line == f'| {row} | ' + ' | '.join(f'{groups[g]:.1f}' for g in groups) + ' |'
   gallery = sorted(p.stem for p in (out / 'aggregation' / 'gallery').glob('*.png'))
   assert gallery and set(gallery) <= set(posetrack_map.POSEVAL_JOINTS)
 

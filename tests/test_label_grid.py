@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from posewarper_jax import label_grid, plots
+from posewarper_jax.metrics import posetrack_map
 from tests.helpers import ROOT, posewarper_config, tiny_model_overrides
 
 POINTS = '((-1, 2),)'  # one point: the suite's time; plots.label_grid's order is tested below
@@ -51,9 +52,17 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
   # Four synthetic train videos: N = 2 in each keeps 8 frames.
   assert [(r['labeled_videos_kept'], r['labeled_frames']) for r in rows] == [(4, 8)]
   curves = (*label_grid.CURVES, '+ copied poses', '+ their true labels')  # synthetic_grid's
-  for r in rows:
-    for curve in curves:
-      assert math.isfinite(r[curve]) and 0 <= r[curve] <= 100, (r['point'], curve)
+  # Each curve is the official mAP of the prediction files its run wrote, on the true labels of
+  # the validation videos.
+  predictions = {'baseline': 'sparse/eval/val/single_frame',
+                 '+ PoseWarper augmentation': 'retrain/eval/val/single_frame',
+                 '+ aggregation': 'retrain/eval/val/aggregation',
+                 '+ copied poses': 'retrain_copy/eval/val/single_frame',
+                 '+ their true labels': 'retrain_ground_truth/eval/val/single_frame'}
+  gt_dir = workdir / 'data' / 'posetrack18' / 'annotations' / 'val'
+  for curve in curves:
+    pred_dir = workdir / 'grid' / 'Vall_N2' / predictions[curve] / 'predictions'
+    assert rows[0][curve] == posetrack_map.evaluate(gt_dir, pred_dir)['ap'][-1], curve
   # The sparse runs trained on their subset, the retrained ones on kept + propagated labels.
   assert first.count('training labels: 4 of 4 videos, 8 labeled frames') == 2  # both stages
   for point in ('Vall_N2',):
@@ -79,7 +88,11 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
   assert table[0] == ['curve', 'Vall_N2']
   assert [line[0] for line in table[1:]] == list(curves)
   text = (workdir / 'grid' / 'results.md').read_text()
-  assert '| Vall_N2 | -1 | 2 | 8 (' in text and text.strip() in first
+  assert text.strip() in first
+  cells = next(line for line in text.splitlines() if line.startswith('| Vall_N2 |')).split('|')
+  assert [c.strip() for c in cells[2:5]] == ['-1', '2', f'8 ({rows[0]["labeled_people"]})']
+  assert [c.strip() for c in cells[5:5 + len(curves)]] == [f'{rows[0][c]:.1f}' for c in curves]
+  assert [line[1] for line in table[1:]] == [f'{rows[0][c]:.1f}' for c in curves]  # the CSV
   # The propagation columns: the release's scoring (every frame of the runs), then moved frames.
   propagated = json.loads((workdir / 'grid' / 'Vall_N2' / 'sparse' / 'propagate' / 'val' /
                            'results.json').read_text())['total']
@@ -180,3 +193,19 @@ def test_a_point_added_to_the_grid_does_not_refuse_the_points_trained(grid, caps
   config.stage1.num_epochs += 1
   with pytest.raises(ValueError, match='stage1.num_epochs'):
     train.check_resume(config, run)
+
+
+def test_a_curve_is_the_total_of_its_row(grid, tmp_path):
+  """The grid's runs score 0 in every group at two steps, so the equalities above cannot tell
+  one group from another: here the sparse run's own results.json, with a distinct number in
+  each group, must give its Total."""
+  workdir, _, _ = grid
+  results = json.loads((workdir / 'grid' / 'Vall_N2' / 'sparse' / 'eval' / 'val' /
+                        'results.json').read_text())
+  groups = results['single frame']['groups']
+  assert 'Total' in groups and len(groups) > 2
+  results['single frame']['groups'] = {name: 10.0 + i for i, name in enumerate(groups)}
+  path = tmp_path / 'results.json'
+  path.write_text(json.dumps(results))
+  assert label_grid._total(path, 'single frame') == 10.0 + list(groups).index('Total')
+  assert math.isnan(label_grid._total(path, 'no such row'))

@@ -229,11 +229,22 @@ def test_config_variants_and_errors():
 
 
 def test_config_fields_are_overridable():
+  """Overridden fields shape the network that is built: its parameters, not only its fields."""
   config = get_config()
   assert isinstance(config, ml_collections.ConfigDict)
-  config.model.head.num_blocks = 3
-  model = create_model(config)
-  assert model.warper.num_blocks == 3
+  config.model.head.update(num_blocks=3, dilations=(3, 6))
+  config.model.backbone.width = 32
+  shapes = _shapes(create_model(config), TINY_IMAGE)['params']
+  warper = shapes['warper']
+  assert sorted(k for k in warper if k.startswith('offset_feats_')) == [
+      f'offset_feats_{n}' for n in range(3)]
+  assert sorted(k for k in warper if k.startswith(('offsets', 'deform_conv'))) == [
+      'deform_conv1', 'deform_conv2', 'offsets1', 'offsets2']
+  # The highest-resolution branch of every stage is `width` wide, and the heatmaps come from it.
+  widths = {v.shape[-1] for k, v in traverse_util.flatten_dict(shapes).items()
+            if k[-1] == 'kernel' and any(n.startswith('branches_0_') for n in k)}
+  assert widths == {32}, widths
+  assert shapes['backbone']['final_layer']['kernel'].shape == (1, 1, 32, 17)
 
 
 def test_remat_head_gives_the_same_gradients(tiny):

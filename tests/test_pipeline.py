@@ -13,6 +13,7 @@ import pytest
 
 from posewarper_jax.data import transforms
 from posewarper_jax.data.pipeline import (
+  PairExamples,
   TrainingInput,
   box_crops,
   crop_stream,
@@ -20,6 +21,7 @@ from posewarper_jax.data.pipeline import (
   decode_rgb,
   detection_boxes,
   ground_truth_boxes,
+  person_box,
   record_frames,
   reduced_matrix,
   training_dataset,
@@ -27,6 +29,7 @@ from posewarper_jax.data.pipeline import (
 from posewarper_jax.data.synthetic import generate
 from tests.shared_data import SAMPLE
 from tfds_posetrack.posetrack18 import FrameTable, prepare
+from tfds_posetrack.posetrack18.keypoints import box_has_area
 
 CONFIG = TrainingInput(image_size=(128, 96), k=2, seed=0, global_batch=4, num_devices=2)
 
@@ -60,10 +63,52 @@ def test_batches_are_shaped_for_pmap(train_split):
   assert weights[..., 3:5].max() == 0 and (peaks[weights == 0] == 0).all()
 
 
-def test_k0_gives_identical_frames(train_split):
+def _example_and_its_crops(examples: PairExamples, slot: int, seed: int):
+  """The example in `slot` drawn with `seed`, and the crops it must hold, made here from the
+  decoded frames: A's and B's frame through one map, the augmentation drawn with the same seed
+  (a person whose box has no area is cropped as the whole frame)."""
+  example = examples((0, slot), np.random.default_rng(seed))
+  record_a, record_b = int(example['record_a']), int(example['record_b'])
+  a = examples.records[record_a]
+  person = int(example['person'])
+  keypoints = np.asarray(a['people']['keypoints'][person], np.float64)
+  box = person_box(a, person)
+  if not box_has_area(box):
+    box = np.array([0.0, 0.0, float(a['width']), float(a['height'])])
+  height, width = examples.config.image_size
+  aug = transforms.sample_augmentation(np.random.default_rng(seed), box, keypoints, width / height)
+  matrix = transforms.crop_transform(aug.center, aug.scale, aug.rotation, (width, height),
+                                     flip_width=int(a['width']) if aug.flip else None)
+  crop = lambda r: transforms.warp_image(decode_rgb(examples.records[r]['image']), matrix,
+                                         (width, height))
+  return example, crop(record_a), crop(record_b)
+
+
+def test_k0_pairs_a_frame_with_itself(train_split):
+  """With k = 0 every pair's support frame is A's own record, and both crops are A's decoded
+  frame through the drawn map."""
   batch = _batches(train_split, dataclasses.replace(CONFIG, k=0), 1)[0]
   np.testing.assert_array_equal(batch['record_a'], batch['record_b'])
-  np.testing.assert_array_equal(batch['frames_a'], batch['frames_b'])
+  examples = PairExamples(*train_split, dataclasses.replace(CONFIG, k=0))
+  for slot in (0, 7, 13):
+    example, crop_a, _ = _example_and_its_crops(examples, slot, seed=slot)
+    assert example['record_b'] == example['record_a']
+    np.testing.assert_array_equal(example['frames_a'], crop_a)
+    np.testing.assert_array_equal(example['frames_b'], crop_a)
+
+
+def test_support_frame_is_its_own_frame_through_as_map(train_split):
+  """B's crop is B's decoded frame through A's map, not A's frame again."""
+  examples = PairExamples(*train_split, dataclasses.replace(CONFIG, k=3))
+  apart = [s for s in range(len(examples.pairs(0)))
+           if examples.pairs(0)[s][0] != examples.pairs(0)[s][2]][:3]
+  assert len(apart) == 3, 'the pair view with k = 3 should pick other frames'
+  for slot in apart:
+    example, crop_a, crop_b = _example_and_its_crops(examples, slot, seed=slot)
+    assert example['record_b'] != example['record_a']
+    np.testing.assert_array_equal(example['frames_a'], crop_a)
+    np.testing.assert_array_equal(example['frames_b'], crop_b)
+    assert not np.array_equal(crop_a, crop_b)  # the people moved: the check tells them apart
 
 
 def test_support_frames_within_k(train_split):
@@ -166,9 +211,16 @@ def test_real_sample(tmp_path):
   assert len(batches) == 2  # 14 people, batches of 7
   for batch in batches:
     # Only frame 0 is stored: every support frame falls back to A itself.
-    np.testing.assert_array_equal(batch['frames_a'], batch['frames_b'])
+    np.testing.assert_array_equal(batch['record_a'], batch['record_b'])
     assert batch['frames_a'].shape == (1, 7, 256, 192, 3)
-    assert np.isfinite(batch['frames_a']).all() and batch['target_weights'].sum() > 0
+    assert batch['target_weights'].sum() > 0
+  # The crops are the real frames through the drawn maps.
+  examples = PairExamples(*split, config)
+  for slot in (0, 13):
+    example, crop_a, _ = _example_and_its_crops(examples, slot, seed=slot)
+    assert example['record_b'] == example['record_a'] and crop_a.std() > 10
+    np.testing.assert_array_equal(example['frames_a'], crop_a)
+    np.testing.assert_array_equal(example['frames_b'], crop_a)
 
 
 def test_reduced_decode_matches_the_full_decode(tmp_path):
@@ -333,9 +385,6 @@ def test_people_whose_box_has_no_area_train_nothing_and_get_no_evaluation_box(sy
   """PoseTrack's box of a person with one annotated joint has no area (the synthetic set has
   one: a wrist entering the frame). HRNet drops such people; here their training examples
   weigh nothing and they get no ground-truth box."""
-  from posewarper_jax.data.pipeline import PairExamples, person_box
-  from tfds_posetrack.posetrack18.keypoints import box_has_area
-
   builder = prepare(synthetic_root, synthetic_root / 'tfds')
   records = builder.as_data_source('validation')
   table = FrameTable.from_builder(builder, 'validation')
@@ -345,8 +394,8 @@ def test_people_whose_box_has_no_area_train_nothing_and_get_no_evaluation_box(sy
   flat = [i for i, (r, p, _) in enumerate(pairs)
           if not box_has_area(person_box(records[int(r)], int(p)))]
   assert flat, 'the synthetic set no longer has a person with one joint'
-  example = examples((0, flat[0]), np.random.default_rng(0))
+  example, whole_frame, _ = _example_and_its_crops(examples, flat[0], seed=0)
   assert not example['target_weights'].any() and not example['targets'].any()
-  assert example['frames_a'].any() and np.isfinite(example['frames_a']).all()
+  np.testing.assert_array_equal(example['frames_a'], whole_frame)
   boxes = ground_truth_boxes(records, table)
   assert (boxes.box[:, 2] > 0).all() and (boxes.box[:, 3] > 0).all()

@@ -4,6 +4,7 @@ clip of the PoseTrack18 sample."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -201,6 +202,7 @@ def test_infer_replaces_outputs_only_when_all_are_written(synthetic_root, identi
 
 
 def test_infer_mode_on_a_frame_folder_with_boxes(synthetic_root, identity_run, tmp_path):
+  """run.py --mode=infer as a user types it: from their folder, every path relative to it."""
   root, workdir = synthetic_root, identity_run[1]
   folder = sorted((root / 'images' / 'val').iterdir())[0]
   names = sorted(p.name for p in folder.glob('*.jpg'))[:6]
@@ -212,10 +214,13 @@ def test_infer_mode_on_a_frame_folder_with_boxes(synthetic_root, identity_run, t
   boxes.write_text(json.dumps([{'frame': names[0], 'bbox': [10, 10, 60, 100], 'score': 0.9},
                                {'frame': 3, 'bbox': [80, 20, 50, 90]},
                                {'frame': 3, 'bbox': [20, 20, 50, 90]}]))
-  command = [sys.executable, str(ROOT / 'run.py'), '--config=configs/posewarper.py:synthetic',
-             f'--workdir={workdir}', '--mode=infer', *tiny_overrides(root),
-             f'--config.infer.input={clip}', f'--config.infer.boxes={boxes}']
-  done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  relative = lambda path: os.path.relpath(path, tmp_path)
+  command = [sys.executable, relative(ROOT / 'run.py'),
+             f'--config={relative(ROOT / "configs" / "posewarper.py")}:synthetic',
+             f'--workdir={relative(workdir)}', '--mode=infer',
+             *tiny_overrides(pathlib.Path(relative(root))),
+             '--config.infer.input=clip', '--config.infer.boxes=boxes.json']
+  done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
   out = workdir / 'infer' / 'clip'
   predictions = json.loads((out / 'predictions.json').read_text())

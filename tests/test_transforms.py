@@ -139,7 +139,11 @@ def test_target_weights():
   np.testing.assert_allclose(heatmaps[48, 36 + 3, 0], np.exp(-0.5))
 
 
-def test_sample_augmentation_ranges_and_determinism():
+def test_sample_augmentation_is_seeded_and_draws_the_specs_distributions():
+  """Spec 2.3 by statistics of 2,000 seeded draws (deterministic): rotation 0 with probability
+  0.4, else N(0, 45) clipped to +-90 (4.6% at the bounds, a spread under a uniform's); scale
+  ratio N(1, 0.35) clipped to [0.65, 1.35] (16% at each bound); flips and half bodies at their
+  rates. A uniform draw of the same ranges fails the shares at the bounds and the spreads."""
   keypoints = np.zeros((NUM_JOINTS, 3))
   keypoints[:, :2] = np.random.default_rng(0).uniform(100, 300, (NUM_JOINTS, 2))
   keypoints[:, 2] = 1
@@ -152,11 +156,22 @@ def test_sample_augmentation_ranges_and_determinism():
   assert np.array_equal(again.scale, draws[7].scale)
   assert (again.rotation, again.flip) == (draws[7].rotation, draws[7].flip)
   rotations = np.array([d.rotation for d in draws])
-  assert np.abs(rotations).max() <= 90 and 0.33 < np.mean(rotations == 0) < 0.47
+  assert np.abs(rotations).max() <= 90 and 0.36 < np.mean(rotations == 0) < 0.44
+  turned = rotations[rotations != 0]
+  # N(0, 1) * 45 clipped at 2 sigma: P(|z| > 2) = 0.046, std 45 * 0.94 = 42.3 (uniform: 52),
+  # P(|z| < 1) = 0.68 (uniform: 0.5).
+  assert 0.03 < np.mean(np.abs(turned) == 90) < 0.065
+  assert 39 < turned.std() < 45.5 and 0.64 < np.mean(np.abs(turned) < 45) < 0.73
+  assert abs(np.mean(turned)) < 4
   assert 0.45 < np.mean([d.flip for d in draws]) < 0.55
   full = [d for d in draws if np.allclose(d.center, [200, 200])]
   ratios = np.array([d.scale[0] / base[0] for d in full])
   assert ratios.min() >= 0.65 - 1e-9 and ratios.max() <= 1.35 + 1e-9
+  # N(1, 0.35) clipped at 1 sigma: P(z < -1) = P(z > 1) = 0.159 sit on the bounds; std
+  # 0.35 * 0.72 = 0.25 (uniform: 0.20).
+  for bound in (0.65, 1.35):
+    assert 0.13 < np.mean(np.isclose(ratios, bound)) < 0.19, bound
+  assert 0.235 < ratios.std() < 0.27 and abs(np.median(ratios) - 1) < 0.03
   assert 0.25 < 1 - len(full) / len(draws) < 0.35  # half-body crops, probability 0.3
 
 
