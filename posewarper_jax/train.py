@@ -131,8 +131,8 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *, stage: int,
   """One optimizer step on one device's share of the batch (call under pmap).
 
   batch: 'frames_a' (and 'frames_b' in stage 2) [N, H, W, 3] uint8 RGB, 'targets' [N, h, w, J],
-  'target_weights' [N, J]. Returns the new state and {'loss', 'grad_norm', 'learning_rate'}
-  averaged over the devices.
+  'target_weights' [N, J]. Returns the new state and {'loss' (averaged over the devices),
+  'grad_norm' (of the averaged gradients)}; the loop logs the learning rate from the schedule.
   """
   trainable = TRAINABLE[stage]
   apply = state.apply_fn
