@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import platform
 import re
@@ -16,6 +17,24 @@ import jax
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
+
+
+@contextlib.contextmanager
+def plain_formulation():
+  """Within it, the network is traced without the speed rewrites (tests/test_formulations.py
+  proves each the same function): what a benchmark compiles here is the step as it was before
+  them, for a before/after ratio measured in the same run."""
+  from jax import lax
+
+  from posewarper_jax.models import hrnet, posewarper
+
+  materialize, offset_conv = hrnet.materialize, posewarper.tap_product_conv
+  hrnet.materialize = lambda x: x
+  posewarper.tap_product_conv = lax.conv_general_dilated
+  try:
+    yield
+  finally:
+    hrnet.materialize, posewarper.tap_product_conv = materialize, offset_conv
 
 
 def median_ms(fn, warmup: int, repeats: int) -> float:

@@ -24,6 +24,7 @@ we are faster).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -51,6 +52,8 @@ _REPEATS = flags.DEFINE_integer('repeats', 5, 'timed steps (the median is printe
 # PoseTrack18 train: 593 videos x 30 labeled frames = 17,790 labeled frames (spec 4). The number
 # of people per labeled frame is not in the spec or the sample; the builder counts them when it
 # prepares the real data. 5 per frame is an assumption, stated with every estimate.
+_PLAIN = flags.DEFINE_boolean('plain', False, 'also time the step without the speed rewrites '
+                              '(common.plain_formulation), in the same run')
 _NO_TORCH = flags.DEFINE_boolean('no_torch', False, 'skip the PyTorch reference')
 _EPOCH_PAIRS = flags.DEFINE_integer('epoch_pairs', 17_790 * 5, 'labeled people per epoch of '
                                     'PoseTrack18 train (default: 17,790 frames x 5, assumed)')
@@ -184,15 +187,19 @@ def main(argv):
   print('| stage | trained params | batch | step s | s per sample | samples/s | compile s '
         '| peak GiB | epoch h | PyTorch s per sample | PyTorch / ours |')
   print('|---|---|---|---|---|---|---|---|---|---|---|')
-  for stage in map(int, _STAGES.value):
-    r = time_stage(config, stage, per_device, ref[0] if ref is not None else None)
+  runs = [(stage, plain) for stage in map(int, _STAGES.value)
+          for plain in ((False, True) if _PLAIN.value else (False,))]
+  for stage, plain in runs:
+    with common.plain_formulation() if plain else contextlib.nullcontext():
+      r = time_stage(config, stage, per_device, ref[0] if ref is not None else None)
     peak = f'{r["peak_gib"]:.2f}' if r['peak_gib'] is not None else 'n/a'
     epoch_h = _EPOCH_PAIRS.value * r['per_sample_s'] / 3600
     theirs = ['n/a', 'n/a']
     if r['torch_step_s'] is not None:
       ratio = r['torch_step_s'] / r['step_s']
       theirs = [f'{r["torch_step_s"] / r["samples"]:.4f}', f'{ratio:.2f}x']
-    print(f'| {stage} | {r["trained"]:,} | {r["samples"]} | {r["step_s"]:.3f} | '
+    label = f'{stage} (plain)' if plain else str(stage)
+    print(f'| {label} | {r["trained"]:,} | {r["samples"]} | {r["step_s"]:.3f} | '
           f'{r["per_sample_s"]:.4f} | {r["samples_per_s"]:.2f} | {r["compile_s"]:.1f} | {peak} '
           f'| {epoch_h:.2f} | {theirs[0]} | {theirs[1]} |', flush=True)
 

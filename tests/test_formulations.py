@@ -10,8 +10,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import pytest
+from jax import lax
 
 from posewarper_jax.models import hrnet
+from posewarper_jax.ops import conv
 from tests.numerics import assert_close_to_scale
 
 # Every block kind and fuse path: a Bottleneck with projection, BasicBlocks, transitions, and a
@@ -66,3 +68,43 @@ def test_materialize_is_a_barrier_on_the_cpu_only(monkeypatch, backend, barrier)
   monkeypatch.setattr(jax, 'default_backend', lambda: backend)
   text = jax.jit(lambda x: hrnet.materialize(x)).lower(jnp.ones((2, 3))).as_text()
   assert ('optimization_barrier' in text) == barrier
+
+
+@pytest.mark.parametrize('cin, cout, dilation, size, batch', [
+    (128, 306, 24, (96, 72), 2),  # W48's offsets5 at its full size (padding 24 of 72 columns)
+    (128, 306, 3, (24, 18), 2),
+    (32, 306, 12, (32, 24), 4),   # the quick start's head
+    (17, 128, 1, (16, 12), 3),
+])
+def test_tap_products_give_the_convolutions_gradients(cin, cout, dilation, size, batch):
+  """ops.conv.conv_general_dilated (the offset convolutions' kernel gradient as per-tap
+  products) against lax.conv_general_dilated: the output, the input gradient and the kernel
+  gradient, to float32 rounding (the products add the pixels in another order)."""
+  keys = jax.random.split(jax.random.key(cin + cout + dilation), 3)
+  x = jax.random.normal(keys[0], (batch, *size, cin))
+  kernel = 0.05 * jax.random.normal(keys[1], (3, 3, cin, cout))
+  g = jax.random.normal(keys[2], (batch, *size, cout))
+  pad = ((dilation, dilation), (dilation, dilation))
+  results = []
+  for fn in (conv.conv_general_dilated, lax.conv_general_dilated):
+    f = lambda x, k, fn=fn: fn(x, k, (1, 1), pad, rhs_dilation=(dilation, dilation),
+                               dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    out, vjp = jax.vjp(jax.jit(f), x, kernel)
+    results.append((out, *vjp(g)))
+  for name, a, b in zip(('output', 'input gradient', 'kernel gradient'), *results, strict=True):
+    assert_close_to_scale(a, b, 1e-5, name)
+
+
+def test_tap_products_are_used_where_they_apply(monkeypatch):
+  """The rewrite applies to stride-1 NHWC convolutions on the CPU; anything else is lax's."""
+  x, kernel = jnp.ones((1, 8, 8, 4)), jnp.ones((3, 3, 4, 5))
+
+  def uses_tap_products(strides, backend='cpu'):
+    monkeypatch.setattr(jax, 'default_backend', lambda: backend)
+    jaxpr = jax.make_jaxpr(lambda x, k: conv.conv_general_dilated(
+        x, k, strides, ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')))(x, kernel)
+    return 'custom_vjp' in str(jaxpr)
+
+  assert uses_tap_products((1, 1))
+  assert not uses_tap_products((2, 2))
+  assert not uses_tap_products((1, 1), backend='gpu')

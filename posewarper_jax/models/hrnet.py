@@ -35,10 +35,13 @@ BN_EPSILON = 1e-5
 BOTTLENECK_EXPANSION = 4
 
 
-def make_conv(dtype: Any = None, kernel_init: Callable = CONV_INIT) -> ModuleDef:
+def make_conv(dtype: Any = None, kernel_init: Callable = CONV_INIT,
+              conv_general_dilated: Callable | None = None) -> ModuleDef:
   """A conv factory: `conv(features, kernel, strides=1, dilation=1, name=...)`, PyTorch padding.
 
   Padding is dilation * (kernel // 2) on every side, as in every convolution of the model.
+  conv_general_dilated: the convolution primitive (default lax's), e.g. ops.conv's, which
+  computes the same function with the kernel gradient in another formulation.
   """
 
   def conv(features: int, kernel: int, strides: int = 1, dilation: int = 1, *,
@@ -46,7 +49,8 @@ def make_conv(dtype: Any = None, kernel_init: Callable = CONV_INIT) -> ModuleDef
     pad = dilation * (kernel // 2)
     return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
                    padding=((pad, pad), (pad, pad)), kernel_dilation=(dilation, dilation),
-                   use_bias=use_bias, dtype=dtype, kernel_init=kernel_init, name=name)
+                   use_bias=use_bias, dtype=dtype, kernel_init=kernel_init,
+                   conv_general_dilated=conv_general_dilated, name=name)
 
   return conv
 
