@@ -13,8 +13,9 @@ event is mapped back through the compiled module's text (`compiled.as_text()`) t
   otherwise;
 - the kind: convolution (`conv`, `conv base-dilated` for the input gradient of a strided
   convolution, which YNNPACK refuses), `transpose` (a fusion that writes a layout transpose),
-  `gather`, `elementwise` (the other fusions: BatchNorm, ReLU, the residual sums, Adam) and
-  `other`.
+  `gather`, `dot` (matrix products: ops/conv.py's kernel gradients, the deformable
+  convolution's contraction), `elementwise` (the other fusions: BatchNorm, ReLU, the residual
+  sums, Adam) and `other`.
 
 Printed as Markdown: the step's median wall time, the totals by kind and phase, and the --top
 modules. Event times are summed over the threads that ran them, so with two cores the total can
@@ -157,6 +158,8 @@ def classify(hlo_text: str, depth: int, owners: dict[tuple[int, ...], str]) -> d
         kind = 'transpose'
       elif 'gather' in opcodes:
         kind = 'gather'
+      elif 'dot' in opcodes:
+        kind = 'dot'
       elif opcode == 'fusion':
         kind = 'elementwise'
       else:
