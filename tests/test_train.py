@@ -67,6 +67,15 @@ def _state(config, stage, learning_rate=1e-3, bn_axis_name=train.AXIS):
   return train.create_train_state(model, variables, tx, stage, seed=0)
 
 
+def _traced_state(config, stage, bn_axis_name=train.AXIS):
+  """The stage's state with optax.trace(0) as its optimizer, which keeps the last (averaged)
+  gradient in its state: gradients are compared directly, not through parameter changes that
+  float32 rounds to the parameters' ulp."""
+  state = _state(config, stage, bn_axis_name=bn_axis_name)
+  tx = optax.trace(decay=0.0)
+  return state.replace(tx=tx, opt_state=tx.init(state.params[train.TRAINABLE[stage]]))
+
+
 def _flat(tree):
   return {jax.tree_util.keystr(p): np.asarray(x)
           for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
@@ -138,12 +147,7 @@ def test_four_devices_equal_one_device_with_the_whole_batch(data_root, batches):
   config = tiny_config(data_root)
   step = train.make_train_step(stage=1)
 
-  def traced_state(bn_axis_name=train.AXIS):
-    # optax.trace(0) keeps the last (averaged) gradient in its state: the gradients are compared
-    # directly, not through parameter changes that float32 rounds to the parameters' ulp.
-    state = _state(config, 1, bn_axis_name=bn_axis_name)
-    tx = optax.trace(decay=0.0)
-    return state.replace(tx=tx, opt_state=tx.init(state.params['backbone']))
+  traced_state = lambda bn_axis_name=train.AXIS: _traced_state(config, 1, bn_axis_name)
 
   def update(state, devices):
     new, _ = step(state, _split(batches[0], devices))
@@ -220,12 +224,9 @@ def test_stage2_four_devices_equal_one_and_only_the_head_trains(data_root, batch
   config = tiny_config(data_root, stages=(2,))
   step = train.make_train_step(stage=2, backbone_bn=backbone_bn)
 
-  def traced_state(bn_axis_name=train.AXIS):
-    # optax.trace(0) keeps the averaged gradient in its state (see the stage-1 test), and the
-    # head's parameters move by it: a gradient of exactly zero would leave them where they are.
-    state = _state(config, 2, bn_axis_name=bn_axis_name)
-    tx = optax.trace(decay=0.0)
-    return state.replace(tx=tx, opt_state=tx.init(state.params['warper']))
+  # The head's parameters move by the traced gradient: a gradient of exactly zero would leave
+  # them where they are.
+  traced_state = lambda bn_axis_name=train.AXIS: _traced_state(config, 2, bn_axis_name)
 
   def update(state, devices):
     new, metrics = step(state, _split(batches[0], devices))
