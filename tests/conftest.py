@@ -45,15 +45,3 @@ def identity_run(synthetic_root, tmp_path_factory):
   for stage in (1, 2):
     train.train_stage(config, workdir, stage)
   return config, workdir
-
-
-# The files that take longest, first: with a file per worker (pytest-xdist's --dist loadfile),
-# files are handed out in collection order, and a long file started last sets the end of the
-# run (longest-processing-time-first scheduling). docs/benchmarks.md ("The test suite") has the
-# per-file times this order comes from.
-_LONGEST_FIRST = ('test_train.py', 'test_label_grid.py', 'test_models.py', 'test_quickstart.py')
-
-
-def pytest_collection_modifyitems(items):
-  rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest in order
