@@ -10,8 +10,9 @@ input gradient are lax's.
 
 Why: XLA:CPU lowers the kernel gradient as a convolution whose "batch" is Cin and whose window is
 the whole image. For PoseWarper's offset convolutions (128 -> 2 * 17 * 9 = 306 channels, dilated
-3 to 24, at 96x72) YNNPACK runs that form at about 2 GFLOP/s per core; the per-tap products take
-88-101 ms against 166-231 ms (docs/benchmarks.md, "Where the step's time goes"). For narrow
+3 to 24, at 96x72) YNNPACK runs that form at about 19 GFLOP/s of thread time in the W48 step,
+against about 90 for the 128 -> 128 kernel gradients; the per-tap products take 88-101 ms
+against 166-231 ms in isolation (docs/benchmarks.md, "Where the step's time goes"). For narrow
 convolutions (48 -> 48, 128 -> 128) the convolution form is the faster one (11 vs 45 ms, 28 vs
 60 ms), which is why this is opt-in per layer (the warping head's offset convolutions) rather
 than every convolution's. Anything it does not cover (strides, other layouts, other backends)
