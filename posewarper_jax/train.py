@@ -399,15 +399,18 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
   iterator = iter(dataset)
 
   manager_dir = checkpoints.manager_dir(workdir, stage)
+  # A stage that starts (nothing saved) takes its initial network before it writes anything, so
+  # that a config.stageN.init that does not fit is refused with the workdir untouched.
+  initial = (None if checkpoints.saved_steps(manager_dir)
+             else initial_variables(config, model, stage, workdir))
   options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints,
                                          enable_async_checkpointing=True, create=True)
   manager = ocp.CheckpointManager(manager_dir, options=options,
                                   item_handlers=checkpoints.item_handlers())
   meta = checkpoints.stage_metadata(config, stage)
   state = _resume(manager, manager_dir, model, tx, config, stage, iterator)
-  if state is None:
-    state = create_train_state(model, initial_variables(config, model, stage, workdir), tx,
-                               stage, config.seed)
+  if state is None:  # nothing saved (every saved step damaged raises in _resume)
+    state = create_train_state(model, initial, tx, stage, config.seed)
     state = jax.device_get(state)
   first_step = int(state.step)
   if first_step >= total_steps:
