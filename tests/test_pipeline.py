@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import re
+import time
 import types
 
 import numpy as np
 import pytest
 
-from posewarper_jax.data import transforms
+from posewarper_jax.data import pipeline, transforms
 from posewarper_jax.data.pipeline import (
   PairExamples,
   TrainingInput,
@@ -163,6 +165,35 @@ def test_iterator_state_resumes_at_the_next_batch(train_split):
   resumed = iter(training_dataset(*train_split, CONFIG))
   resumed.set_state(state)
   assert _equal(next(resumed), expected)
+
+
+def test_the_stream_reads_a_few_batches_ahead_not_the_epochs(train_split, monkeypatch):
+  """Two batches taken, then time for the prefetch to fill: the examples computed are those two
+  batches, the 4 per thread buffered ahead and one in progress per thread (2 threads), not
+  Grain's default 500 (which read and decoded a short run's every epoch while its steps waited
+  for the cores)."""
+  computed = []
+  call = PairExamples.__call__
+
+  def counting(self, epoch_slot, rng):
+    computed.append(epoch_slot)
+    return call(self, epoch_slot, rng)
+
+  monkeypatch.setattr(PairExamples, '__call__', counting)
+  config = dataclasses.replace(CONFIG, num_epochs=20, read_threads=2)
+  iterator = iter(training_dataset(*train_split, config))
+  for _ in range(2):
+    next(iterator)
+  time.sleep(2.0)
+  assert 2 * CONFIG.global_batch <= len(computed) <= (2 + 4 * 2 + 2) * CONFIG.global_batch
+
+
+def test_by_default_a_process_reads_with_its_cores(train_split):
+  """read_threads=None: one thread per core this process may use, shared among its workers."""
+  cores = len(os.sched_getaffinity(0))
+  for workers, threads in ((0, cores), (cores, 1), (2 * cores, 1)):
+    options = pipeline._read_options(None, workers)
+    assert (options.num_threads, options.prefetch_buffer_size) == (threads, 4 * threads)
 
 
 def test_single_frame_stream(train_split):

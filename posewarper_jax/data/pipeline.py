@@ -33,6 +33,7 @@ import ctypes
 import dataclasses
 import functools
 import json
+import os
 import platform
 import re
 from collections.abc import Callable, Sequence
@@ -75,8 +76,8 @@ class TrainingInput:
   # Decode JPEGs at 1/2, 1/4 or 1/8 size (libjpeg's DCT scaling) when the crop shrinks the
   # frame by at least that much anyway: decoding is the pipeline's main cost.
   reduced_decode: bool = False
-  # Threads per process that compute elements (None: Grain's default, 16). 1 makes a process
-  # use one core, which is what per-core measurements need.
+  # Threads per process that compute elements (None: the process's cores, shared among its
+  # workers: _read_options). 1 makes a process use one core, which per-core measurements need.
   read_threads: int | None = None
 
   def per_process_batch(self) -> int:
@@ -220,10 +221,20 @@ def _for_devices(batch: dict[str, np.ndarray], num_devices: int) -> dict[str, np
           for k, v in batch.items()}
 
 
-def _read_options(threads: int | None) -> grain.ReadOptions:
-  """Grain's defaults, or `threads` element threads with a small prefetch buffer."""
+def _read_options(threads: int | None, workers: int = 0) -> grain.ReadOptions:
+  """`threads` element threads (None: this process's share of the cores it may run on, split
+  over `workers` worker processes) and a prefetch buffer of 4 elements per thread.
+
+  An element is a whole batch. Grain's defaults (16 threads, 500 elements ahead) read ten
+  thousand examples ahead of a step: a short run decoded 4,000 crops to train on 32, a W48 batch
+  of 32 pairs is 21 MB (10 GB buffered), and the surplus threads take cores from the step
+  (docs/benchmarks.md, "The input pipeline's read-ahead").
+  """
   if threads is None:
-    return grain.ReadOptions()
+    # sched_getaffinity honours a container's or taskset's limit; macOS has only cpu_count.
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+             else os.cpu_count() or 1)
+    threads = max(1, cores // max(1, workers))
   return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=4 * threads)
 
 
@@ -259,7 +270,7 @@ def training_dataset(records: Sequence[dict], table: FrameTable,
   dataset = (dataset[config.process_index::config.process_count]
              .batch(per_process, drop_remainder=True)
              .map(functools.partial(_for_devices, num_devices=config.num_devices)))
-  iterable = dataset.to_iter_dataset(_read_options(config.read_threads))
+  iterable = dataset.to_iter_dataset(_read_options(config.read_threads, config.num_workers))
   if config.num_workers > 0:
     if not flags.FLAGS.is_parsed():
       # Grain's workers read absl flags; outside an absl app (notebooks, tests) use defaults.
