@@ -1,0 +1,120 @@
+"""HRNet-W48's 3x3 convolutions one at a time: XLA:CPU against PyTorch's CPU convolutions.
+
+The training-step tables (profile_step.py) say where our step spends its time; this says how
+fast each of those convolutions is in each framework, so that the step's gap to the release can
+be read convolution by convolution. For every shape, in the same process and interleaved:
+
+- ours: `lax.conv_general_dilated` in NHWC / HWIO as the Flax layers call it, jitted alone, its
+  forward, its input gradient and its kernel gradient (each a `jax.vjp` with respect to one
+  operand, compiled apart), as XLA:CPU compiles it by default (YNNPACK where it takes the
+  convolution) and with YNNPACK's fusions switched off for that function (Eigen:
+  `xla_cpu_experimental_ynn_fusion_type=''`, a per-function compiler option);
+- PyTorch's: `torch.nn.functional.conv2d` in NCHW, and `aten::convolution_backward` with the
+  output mask of the input gradient or the kernel gradient alone (what autograd calls).
+
+Medians after warm-up, milliseconds per call; both frameworks on the same threads (torch's
+intra-op threads set to the cores JAX sees). A convolution alone is not a convolution in the
+step: inside the compiled step XLA runs independent ops side by side and fuses their
+neighbours, so the step's op times (profile_step.py) differ from these.
+
+    python benchmarks/conv_ops.py                 # W48's branch convolutions, batch 2
+    python benchmarks/conv_ops.py --batch 4 --repeats 20
+"""
+
+from __future__ import annotations
+
+import os
+
+import common  # first: puts the project on sys.path
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from common import median_ms
+
+_BATCH = flags.DEFINE_integer('batch', 2, 'crops per call (the W48 steps of train_step.py: 2)')
+_REPEATS = flags.DEFINE_integer('repeats', 10, 'timed calls per case, after 3 warm-up calls')
+
+# (in, out, height, width, stride): HRNet-W48 at 384x288. The four branches' BasicBlock
+# convolutions (48 to 384 channels at 96x72 to 12x9: the bulk of the step's convolutions), and
+# the stride-2 transition / fuse convolutions whose input gradient is base-dilated.
+SHAPES = ((48, 48, 96, 72, 1), (96, 96, 48, 36, 1), (192, 192, 24, 18, 1), (384, 384, 12, 9, 1),
+          (48, 96, 96, 72, 2), (96, 192, 48, 36, 2), (192, 384, 24, 18, 2))
+PHASES = ('forward', 'input grad', 'kernel grad')
+
+
+# The compiler options of the two columns of ours: XLA:CPU's defaults, and no YNNPACK fusions.
+BACKENDS = {'default': {}, 'Eigen': {'xla_cpu_experimental_ynn_fusion_type': ''}}
+
+
+def ours(x, w, stride: int, options: dict) -> dict:
+  """Phase -> a callable running our convolution's phase once (NHWC, HWIO), compiled with
+  `options`."""
+  def conv(x, w):
+    return jax.lax.conv_general_dilated(x, w, (stride, stride), ((1, 1), (1, 1)),
+                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+  def compiled(fn, *args):
+    return jax.jit(fn).lower(*args).compile(compiler_options=options)
+
+  g = jnp.ones_like(jax.jit(conv)(x, w))
+  forward = compiled(conv, x, w)
+  input_grad = compiled(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0], x, w, g)
+  kernel_grad = compiled(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0], x, w, g)
+  return {'forward': lambda: forward(x, w).block_until_ready(),
+          'input grad': lambda: input_grad(x, w, g).block_until_ready(),
+          'kernel grad': lambda: kernel_grad(x, w, g).block_until_ready()}
+
+
+def theirs(x, w, stride: int) -> dict:
+  """Phase -> a callable running PyTorch's convolution's phase once (NCHW, OIHW)."""
+  import torch
+
+  tx = torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))
+  tw = torch.from_numpy(np.ascontiguousarray(np.transpose(np.asarray(w), (3, 2, 0, 1))))
+  with torch.no_grad():
+    ty = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=1)
+  tg = torch.ones_like(ty)
+
+  def backward(mask):
+    def run():
+      with torch.no_grad():
+        torch.ops.aten.convolution_backward(tg, tx, tw, None, [stride, stride], [1, 1], [1, 1],
+                                            False, [0, 0], 1, mask)
+    return run
+
+  def forward():
+    with torch.no_grad():
+      torch.nn.functional.conv2d(tx, tw, stride=stride, padding=1)
+
+  return {'forward': forward, 'input grad': backward([True, False, False]),
+          'kernel grad': backward([False, True, False])}
+
+
+def main(argv):
+  del argv
+  import torch
+
+  torch.set_num_threads(len(os.sched_getaffinity(0)))
+  print(common.machine_line())
+  print(f'jax {jax.__version__}, torch {torch.__version__}, {torch.get_num_threads()} torch '
+        f'threads, batch {_BATCH.value}, medians of {_REPEATS.value} calls, ms per call\n')
+  print('| convolution 3x3 | phase | ours ms | ours, Eigen ms | PyTorch ms | PyTorch / ours '
+        '| PyTorch / the faster of ours |')
+  print('|---|---|---:|---:|---:|---:|---:|')
+  rng = np.random.default_rng(0)
+  for cin, cout, h, w, stride in SHAPES:
+    x = jnp.asarray(rng.normal(size=(_BATCH.value, h, w, cin)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, cin, cout)) / np.sqrt(9 * cin), jnp.float32)
+    cases = (*(ours(x, kernel, stride, options) for options in BACKENDS.values()),
+             theirs(x, kernel, stride))
+    for phase in PHASES:
+      default, eigen, torch_ms = (median_ms(case[phase], warmup=3, repeats=_REPEATS.value)
+                                  for case in cases)
+      name = f'{cin} -> {cout} at {h}x{w}' + (', stride 2' if stride == 2 else '')
+      print(f'| {name} | {phase} | {default:.2f} | {eigen:.2f} | {torch_ms:.2f} | '
+            f'{torch_ms / default:.2f}x | {torch_ms / min(default, eigen):.2f}x |', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
