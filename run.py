@@ -56,6 +56,7 @@ def main(argv):
     evaluate,
     infer,
     label_grid,
+    pretrain,
     propagate,
     report,
     train,
@@ -77,8 +78,10 @@ def main(argv):
           else contextlib.nullcontext())
   with lock:
     if FLAGS.mode == 'train':
+      config = pretrain.with_standin(config, workdir)
       train.check_resume(config, workdir)
       train.write_config(config, workdir)
+      pretrain.pretrain(config, workdir)
       for stage in config.stages:
         train.train_stage(config, workdir, stage)
       report.run_after_training(config, workdir)

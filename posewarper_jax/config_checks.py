@@ -58,16 +58,21 @@ def differences(saved: Any, requested: Any, prefix: str = '',
           and not any(name == i or name.startswith(i + '.') for i in ignore)]
 
 
+def _value(config, field: str):
+  """config's value at a dotted field ('stage1.num_epochs', 'pretrain.stage1.global_batch')."""
+  for name in field.split('.'):
+    config = config[name]
+  return config
+
+
 def _integer(config, field: str, minimum: int) -> None:
-  group, name = field.split('.')
-  value = config[group][name]
+  value = _value(config, field)
   if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
     raise ValueError(f'config.{field} must be an integer >= {minimum}, got {value!r}')
 
 
 def _positive(config, field: str, allow_zero: bool = False) -> None:
-  group, name = field.split('.')
-  value = config[group][name]
+  value = _value(config, field)
   ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
         and (value >= 0 if allow_zero else value > 0) and value != float('inf'))
   if not ok:
@@ -80,8 +85,7 @@ def check_inference(config) -> None:
   _image_size(config)
   _integer(config, 'eval.batch', 1)
   for field in ('eval.min_box_score', 'infer.min_score'):
-    group, name = field.split('.')
-    value = config[group][name]
+    value = _value(config, field)
     if not (isinstance(value, numbers.Real) and 0 <= value <= 1):
       raise ValueError(f'config.{field} must be a score in [0, 1], got {value!r}')
 
@@ -110,6 +114,12 @@ def check_training(config) -> None:
                for e in drops):
       raise ValueError(f'config.stage{stage}.lr_drop_epochs must be epochs (integers >= 0), '
                        f'got {drops!r}')
+  _integer(config, 'pretrain.stills', 0)
+  if config.pretrain.stills:
+    _integer(config, 'pretrain.max_people', 1)
+    _integer(config, 'pretrain.stage1.num_epochs', 1)
+    _integer(config, 'pretrain.stage1.global_batch', 1)
+    _positive(config, 'pretrain.stage1.learning_rate')
   _integer(config, 'data.stored_gap', 0)
   _integer(config, 'data.max_gap', 0)
   if config.data.max_gap > config.data.stored_gap:

@@ -36,7 +36,7 @@ import pathlib
 import jax
 import ml_collections
 
-from posewarper_jax import augment, paths, plots, report, train
+from posewarper_jax import augment, paths, plots, pretrain, report, train
 from posewarper_jax.data import source
 from tfds_posetrack.posetrack18 import split_directory
 from tfds_posetrack.posetrack18.pairs import check_sparse_labels
@@ -78,17 +78,6 @@ def labels(config) -> list[tuple[int, int]]:
 def point_name(videos: int, frames: int) -> str:
   """The folder of a grid point: 'V50_N1', 'Vall_N2'."""
   return f'V{"all" if videos == -1 else videos}_N{"all" if frames == -1 else frames}'
-
-
-def _shared_data(config, workdir: pathlib.Path) -> ml_collections.ConfigDict:
-  """The data fields every run of the grid reads: a synthetic set generated (and built) once in
-  <workdir>/data, or the user's root as given."""
-  data = ml_collections.ConfigDict(config.data.to_dict())
-  if config.data.synthetic:
-    source.prepare_dataset(config, workdir)
-    root = source.dataset_root(config, workdir)
-    data.update(synthetic=False, root=str(root), tfds_dir=str(root.parent / 'tfds'))
-  return data
 
 
 def sparse_config(config, data, videos: int, frames: int) -> ml_collections.ConfigDict:
@@ -164,7 +153,9 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
   workdir = pathlib.Path(workdir)
   points, extra = labels(config), controls(config)
   split = split_directory(config.eval.split, 'config.eval.split')
-  data = _shared_data(config, workdir)
+  config = pretrain.with_standin(config, workdir)  # every run's stage 1 starts from it
+  data = source.shared_data(config, workdir)
+  pretrain.pretrain(config, workdir)
   rows = []
   for videos, frames in points:
     name = point_name(videos, frames)

@@ -1,6 +1,6 @@
 """run.py --mode=augment_grid, shortened: the paper's augmentation experiment for one label
-subset of a tiny synthetic set (two steps per training), run as a user runs it, then again
-(it must redo nothing); and the pieces it is made of."""
+subset of a tiny synthetic set, from a tiny COCO stand-in (two steps per training), run as a user
+runs it, then again (it must redo nothing); and the pieces it is made of."""
 
 import csv
 import json
@@ -22,8 +22,10 @@ POINTS = '((-1, 2),)'  # one point: the suite's time; plots.label_grid's order i
 def _start(cwd: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
   return subprocess.run(
       [sys.executable, os.path.relpath(ROOT / 'run.py', cwd),
-       f'--config={os.path.relpath(ROOT / "configs" / "posewarper.py", cwd)}:synthetic_grid',
+       f'--config={os.path.relpath(ROOT / "configs" / "posewarper.py", cwd)}'
+       ':synthetic_grid,standin',
        '--mode=augment_grid', *tiny_model_overrides(), '--config.sigma=1.0',
+       '--config.pretrain.stills=6', '--config.pretrain.stage1.global_batch=4',
        '--config.data.synthetic_videos=(4, 1)', '--config.data.synthetic_frame_size=(144, 192)',
        '--config.stage1.global_batch=4', '--config.stage2.global_batch=4',
        '--config.grid.retrain.stage1.global_batch=4', '--config.grid.retrain.stage2.global_batch=4',
@@ -78,8 +80,14 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
       config = json.loads((run / 'config.json').read_text())
       assert config['data']['root'].endswith(f'{point}/sparse/augment_{control}/posetrack18')
       assert config['stages'] == [1] and not (run / 'stage2').exists()
-  # One synthetic set for the whole grid.
-  assert sorted(p.name for p in (workdir / 'data').iterdir()) == ['posetrack18', 'tfds']
+  # One synthetic set and one stand-in for the whole grid; every run's stage 1 starts from it.
+  assert sorted(p.name for p in (workdir / 'data').iterdir()) == [
+      'posetrack18', 'stills', 'stills_posetrack18', 'stills_tfds', 'tfds']
+  for run in ('sparse', 'retrain', 'retrain_copy', 'retrain_ground_truth'):
+    config = json.loads((workdir / 'grid' / 'Vall_N2' / run / 'config.json').read_text())
+    assert config['stage1']['init'] == str(workdir / 'pretrain'), run
+  assert first.count('stage 1: backbone from') == 4
+  assert (workdir / 'pretrain' / 'eval' / 'val' / 'results.json').is_file()
   assert not (workdir / 'grid' / 'Vall_N2' / 'sparse' / 'data').exists()
   png = workdir / 'grid' / 'label_grid.png'
   assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
@@ -111,10 +119,12 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
 
 def test_running_it_again_redoes_nothing(grid):
   _, _, second = grid
-  assert second.count('nothing to do') == 6  # (sparse, retrain) x 2 stages, 2 controls
-  assert second.count('done before with this config') == 6  # eval, propagate, augment; 3 evals
+  # (sparse, retrain) x 2 stages, 2 controls, the stand-in
+  assert second.count('nothing to do') == 7
+  # eval, propagate, augment; 3 evals; the stand-in's
+  assert second.count('done before with this config') == 7
   assert second.count('was written before') == 2  # the controls' sets
-  assert 'generating a synthetic' not in second
+  assert 'generating a synthetic' not in second and 'pretrain: generating' not in second
 
 
 def test_bad_grid_points_are_refused_by_name():

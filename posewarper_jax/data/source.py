@@ -18,6 +18,7 @@ import pathlib
 from collections.abc import Sequence
 
 import jax
+import ml_collections
 from jax.experimental import multihost_utils
 
 from posewarper_jax import paths
@@ -79,11 +80,18 @@ def annotation_dir(config, workdir: str | os.PathLike, folder: str) -> pathlib.P
   return layouts.detect(root).annotation_dir(root, folder)
 
 
+def _tfds_dir(config, root: pathlib.Path) -> pathlib.Path:
+  """Where the TFDS build of the dataset at root goes (config.data.tfds_dir: '' = beside a
+  generated set, inside the user's)."""
+  if config.data.tfds_dir:
+    return pathlib.Path(config.data.tfds_dir)
+  return root.parent / 'tfds' if config.data.synthetic else root / 'tfds'
+
+
 def prepare_dataset(config, workdir: str | os.PathLike) -> Builder:
   """Generates (synthetic) and builds the TFDS dataset unless already done; the builder."""
   root = dataset_root(config, workdir)
-  tfds_dir = pathlib.Path(config.data.tfds_dir) if config.data.tfds_dir else (
-      root.parent / 'tfds' if config.data.synthetic else root / 'tfds')
+  tfds_dir = _tfds_dir(config, root)
 
   def build() -> Builder:
     if config.data.synthetic:
@@ -101,6 +109,18 @@ def prepare_dataset(config, workdir: str | os.PathLike) -> Builder:
   builder = build() if jax.process_index() == 0 else None
   multihost_utils.sync_global_devices('posewarper_jax dataset prepared')
   return builder or build()
+
+
+def shared_data(config, workdir: str | os.PathLike) -> ml_collections.ConfigDict:
+  """config.data as runs in other folders read the same data: a synthetic set generated (and
+  built) once in <workdir>/data, named by its absolute root and TFDS folder; the user's root
+  as given."""
+  data = ml_collections.ConfigDict(config.data.to_dict())
+  if config.data.synthetic:
+    prepare_dataset(config, workdir)
+    root = dataset_root(config, workdir)
+    data.update(synthetic=False, root=str(root), tfds_dir=str(_tfds_dir(config, root)))
+  return data
 
 
 def open_split(config, workdir: str | os.PathLike,
