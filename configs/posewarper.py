@@ -139,6 +139,9 @@ def _paper() -> ml_collections.ConfigDict:
       stills=0,
       seed=0,
       max_people=6,           # people per still: 1 to this many
+      # The share of the videos' limb colours in the stills' limbs (data/stills.py,
+      # generate_stills): how much of the videos' "anatomy" the stand-in's people share.
+      limb_code=0.0,
       evaluate=True,
       stage1=schedule(config.stage1),
   ))

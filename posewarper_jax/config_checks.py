@@ -120,6 +120,9 @@ def check_training(config) -> None:
     _integer(config, 'pretrain.stage1.num_epochs', 1)
     _integer(config, 'pretrain.stage1.global_batch', 1)
     _positive(config, 'pretrain.stage1.learning_rate')
+    code = config.pretrain.limb_code
+    if not (isinstance(code, numbers.Real) and not isinstance(code, bool) and 0 <= code <= 1):
+      raise ValueError(f'config.pretrain.limb_code must be a share in [0, 1], got {code!r}')
   _integer(config, 'data.stored_gap', 0)
   _integer(config, 'data.max_gap', 0)
   if config.data.max_gap > config.data.stored_gap:

@@ -103,7 +103,8 @@ def pretrain(config, workdir: str | pathlib.Path) -> pathlib.Path | None:
   workdir = pathlib.Path(workdir)
   height, width = config.data.synthetic_frame_size
   settings = dict(seed=config.pretrain.seed, num_images=config.pretrain.stills, width=width,
-                  height=height, max_people=config.pretrain.max_people)
+                  height=height, max_people=config.pretrain.max_people,
+                  limb_code=config.pretrain.limb_code)
   coco = workdir / 'data' / 'stills'
   _made_once(coco, 'GENERATED', settings, lambda: stills.generate_stills(coco, **settings),
              f'generating {config.pretrain.stills} labeled stills (the COCO stand-in)')

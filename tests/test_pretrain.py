@@ -39,6 +39,10 @@ def test_the_stand_in_names_stage1_init_and_excludes_another():
   config.pretrain.stage1.global_batch = 0
   with pytest.raises(ValueError, match='config.pretrain.stage1.global_batch must be an integer'):
     config_checks.check_training(config)
+  config.pretrain.stage1.global_batch = 4
+  config.pretrain.limb_code = 2.0
+  with pytest.raises(ValueError, match=r'config.pretrain.limb_code must be a share in \[0, 1\]'):
+    config_checks.check_training(config)
 
 
 @pytest.fixture(scope='module')

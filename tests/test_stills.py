@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from posewarper_jax.data import stills
+from posewarper_jax.data import stills, synthetic
 from posewarper_jax.data.pipeline import TrainingInput, training_dataset
 from tfds_posetrack.posetrack18 import FrameTable, prepare
 from tfds_posetrack.posetrack18 import keypoints as kp
@@ -229,6 +229,32 @@ def test_left_side_is_lighter():
           darker += lum_left < lum_right
   # Not always: one limb may cover the other's middle.
   assert lighter > 50 and lighter > 4 * darker
+
+
+def test_limb_code_colours_the_limbs_as_the_videos_do_and_leaves_the_rest():
+  """limb_code=1: each arm and leg segment in the videos' colour for it (synthetic._LIMBS),
+  at the segment's middle, each person drawn alone; 0: the clothes'. The same people, poses
+  and labels either way (the share draws nothing)."""
+  colours = {(a, b): np.array(c) for a, b, c, _ in synthetic._LIMBS}
+  distances = {0.0: [], 1.0: []}
+  for code in distances:
+    for s in stills.make_stills(**{**SMALL, 'num_images': 20, 'limb_code': code}):
+      for person in s.people:
+        img = np.zeros((s.height, s.width, 3), np.uint8)
+        stills._draw_person(img, np.zeros(img.shape[:2], np.uint8), 1, person)
+        for (a, b), colour in colours.items():
+          x, y = person.joints[[a, b]].mean(axis=0)
+          long = np.hypot(*(person.joints[a] - person.joints[b])) > 0.08 * person.height
+          if long and 0 <= x < s.width and 0 <= y < s.height:
+            distances[code].append(np.abs(img[int(y), int(x)].astype(int) - colour).max())
+  # Not every middle shows its limb (another limb or the torso may cover it).
+  assert np.median(distances[1.0]) < 10 < np.median(distances[0.0])
+  plain, coded = (stills.make_stills(**{**SMALL, 'num_images': 5, 'limb_code': c})
+                  for c in (0.0, 1.0))
+  assert all((p.joints == q.joints).all() for a, b in zip(plain, coded, strict=True)
+             for p, q in zip(a.people, b.people, strict=True))
+  with pytest.raises(ValueError, match='limb_code'):
+    stills.make_stills(**{**SMALL, 'limb_code': 1.5})
 
 
 def test_converted_layout(small, converted):

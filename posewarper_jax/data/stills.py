@@ -76,6 +76,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from posewarper_jax.data.synthetic import _LIMBS as _VIDEO_LIMBS
 from posewarper_jax.data.synthetic import _ONE, _SHIFT, _limb_dir, _pt, _scale, sequence_name
 from tfds_posetrack.posetrack18 import keypoints as kp
 from tfds_posetrack.posetrack18.formats import image_id as posetrack_image_id
@@ -131,6 +132,9 @@ _LIMBS: tuple[tuple[int, int, float, float, str], ...] = (
     (15, _L_TOE, 0.022, 0.018, 'shoe'), (16, _R_TOE, 0.022, 0.018, 'shoe'),
 )
 _LEFT_JOINTS = frozenset((5, 7, 9, 11, 13, 15))
+# The synthetic videos' colour per limb (joint a, joint b) -> BGR: their people's "anatomy",
+# which a limb of a still carries in the share `limb_code` of its colour (generate_stills).
+_VIDEO_COLOURS = {(a, b): colour for a, b, colour, _ in _VIDEO_LIMBS}
 _LIGHTER = 0.25  # the left side's clothes: this share of the way to white
 
 # Leg styles: per leg (thigh abduction, thigh forward swing, knee bend) ranges in radians, and
@@ -256,6 +260,7 @@ class Clothes:
   shoes: tuple[int, int, int]
   long_sleeves: bool
   shorts: bool
+  limb_code: float = 0.0  # the share of the videos' limb colours in each limb's (0 to 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,7 +289,7 @@ def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
   return tuple(int(c) for c in bgr)
 
 
-def _clothes(rng: np.random.Generator) -> Clothes:
+def _clothes(rng: np.random.Generator, limb_code: float = 0.0) -> Clothes:
   skin = np.array((75, 100, 140)) + rng.uniform(0, 1) * np.array((110, 105, 100))
   trousers = [(110, 60, 30), (40, 40, 40), (120, 160, 180), (110, 110, 110), (60, 40, 30)]
   base = (np.array(trousers[int(rng.integers(len(trousers)))]) if rng.random() < 0.6
@@ -297,11 +302,12 @@ def _clothes(rng: np.random.Generator) -> Clothes:
       hair=tuple(int(c) for c in np.clip(np.array(hair[int(rng.integers(len(hair)))])
                                          + rng.normal(0, 10, 3), 0, 255)),
       shoes=tuple(int(c) for c in np.clip(rng.uniform(15, 90) + rng.normal(0, 10, 3), 0, 255)),
-      long_sleeves=bool(rng.random() < 0.4), shorts=bool(rng.random() < 0.2))
+      long_sleeves=bool(rng.random() < 0.4), shorts=bool(rng.random() < 0.2),
+      limb_code=limb_code)
 
 
 def _make_person(rng: np.random.Generator, width: int, height: int,
-                 group: tuple[float, float] | None) -> Person:
+                 group: tuple[float, float] | None, limb_code: float = 0.0) -> Person:
   """A posed person, turned, leaned and placed in a width x height image. group: (centre x,
   spread) in px that the person's centre is drawn around (people overlap), or None."""
   body = _posed_body(rng)
@@ -330,7 +336,7 @@ def _make_person(rng: np.random.Generator, width: int, height: int,
     x0 = float(np.clip(rng.normal(group[0], group[1]), 0, width)) - mid
   points = np.stack([x0 + h * x, y0 + h * y, depth], axis=1)
   return Person(points=points, height=h, facing=float(depth[_HEAD_FWD] - depth[_HEAD]) / _HEAD_RX,
-                clothes=_clothes(rng))
+                clothes=_clothes(rng, limb_code))
 
 
 # --- Backgrounds -----------------------------------------------------------------------------
@@ -513,6 +519,10 @@ def _draw_person(img: np.ndarray, mask: np.ndarray, label: int, person: Person) 
     colour = wear[part]
     if a in _LEFT_JOINTS and colour is not skin and part != 'shoe':
       colour = _lighter(colour)
+    if dress.limb_code and (a, b) in _VIDEO_COLOURS:
+      code = dress.limb_code
+      colour = tuple((1 - code) * c + code * v for c, v in zip(colour, _VIDEO_COLOURS[a, b],
+                                                                strict=True))
     items.append(((depth[a] + depth[b]) / 2, k, ('limb', a, b, ra * h, rb * h, colour)))
     if part == 'forearm':  # the hand, at the wrist's depth
       hand = _L_HAND if a == 7 else _R_HAND
@@ -617,11 +627,13 @@ class Still:
 
 
 def make_stills(*, seed: int = 0, num_images: int = 3000, width: int = 384, height: int = 288,
-                max_people: int = 6) -> list[Still]:
+                max_people: int = 6, limb_code: float = 0.0) -> list[Still]:
   """The stills `generate_stills` writes with the same arguments (cheap: nothing is drawn)."""
   if num_images < 1 or not 1 <= max_people <= 250 or width < 16 or height < 16:
     raise ValueError(f'need num_images >= 1, 1 <= max_people <= 250 and an image of at least '
                      f'16x16; got {num_images}, {max_people}, {width}x{height}')
+  if not 0 <= limb_code <= 1:
+    raise ValueError(f'limb_code is a share in [0, 1], got {limb_code!r}')
   if num_images >= 10**6:
     raise ValueError(f'at most 999999 images (ids are 6-digit PoseTrack video numbers once '
                      f'converted), got {num_images}')
@@ -635,7 +647,7 @@ def make_stills(*, seed: int = 0, num_images: int = 3000, width: int = 384, heig
     # Half the images group their people around a point, so that they overlap.
     group = ((r.uniform(0.2, 0.8) * width, r.uniform(0.08, 0.3) * width) if r.random() < 0.5
              else None)
-    people = [_make_person(r, width, height, group) for _ in range(n)]
+    people = [_make_person(r, width, height, group, limb_code) for _ in range(n)]
     # Far to near: the smaller (farther) first, so that nearer people occlude them.
     people.sort(key=lambda p: p.height)
     stills.append(Still(int(image_id), width, height, tuple(people), int(r.integers(2**63))))
@@ -644,7 +656,7 @@ def make_stills(*, seed: int = 0, num_images: int = 3000, width: int = 384, heig
 
 def generate_stills(out_dir: str | os.PathLike, *, seed: int = 0, num_images: int = 3000,
                     width: int = 384, height: int = 288, max_people: int = 6,
-                    jpeg_quality: int = JPEG_QUALITY) -> dict[str, Any]:
+                    limb_code: float = 0.0, jpeg_quality: int = JPEG_QUALITY) -> dict[str, Any]:
   """Writes the COCO stand-in under `out_dir` (see the module docstring).
 
   Args:
@@ -654,6 +666,11 @@ def generate_stills(out_dir: str | os.PathLike, *, seed: int = 0, num_images: in
     width, height: image size in pixels.
     max_people: each image has 1 to max_people people (those entirely hidden are not
       annotated).
+    limb_code: the share (0 to 1) of the synthetic videos' colour per limb (warm on the left,
+      cool on the right, one hue per segment) in each arm and leg segment's colour, the rest
+      the clothes'. The videos' people tell left from right and one limb from another by those
+      colours, as real people by their anatomy; 0 leaves the stills only the weak cues above,
+      and the calibration of this share is in docs/quickstart.md, section 5.6.
     jpeg_quality: the JPEG quality of the images.
 
   Returns:
@@ -666,7 +683,7 @@ def generate_stills(out_dir: str | os.PathLike, *, seed: int = 0, num_images: in
   images, annotations = [], []
   per_image: collections.Counter = collections.Counter()
   for still in make_stills(seed=seed, num_images=num_images, width=width, height=height,
-                           max_people=max_people):
+                           max_people=max_people, limb_code=limb_code):
     img, anns = still.render()
     anns = [a for a in anns if a is not None]
     ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
