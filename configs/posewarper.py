@@ -276,12 +276,16 @@ def _synthetic_grid(config: ml_collections.ConfigDict) -> None:
 def _standin(config: ml_collections.ConfigDict) -> None:
   """Stage 1 from the COCO stand-in (config.pretrain) instead of from scratch, for the synthetic
   videos: combine with synthetic or synthetic_grid (`:synthetic_grid,standin`). 3,000 stills of
-  1 to 6 people at the videos' frame size, 3 epochs of batch 16 at the quick start's rate (about
-  2,000 steps: as long as the quick start's stage 1). How these were chosen, measured:
-  docs/quickstart.md, section 5."""
-  config.pretrain.update(stills=3000, max_people=6)
+  1 to 6 people at the videos' frame size, pretrained from scratch for 3 epochs of batch 16 at
+  the quick start's rate (about 1,900 steps: as long as the quick start's stage 1). From a
+  pretrained start, stage 1 and the grid's retraining fine-tune at the release's rate from
+  COCO, 1e-4, not the 1e-3 the synthetic variants train from scratch with. How these were
+  chosen, measured: docs/quickstart.md, section 5.6."""
+  config.pretrain.update(stills=3000, max_people=6, limb_code=1.0)
   config.pretrain.stage1.update(num_epochs=3, global_batch=16, learning_rate=1e-3,
                                 lr_drop_epochs=(2,))
+  config.stage1.learning_rate = 1e-4
+  config.grid.retrain.stage1.learning_rate = 1e-4
 
 
 VARIANTS = {
