@@ -56,6 +56,9 @@ def _paper() -> ml_collections.ConfigDict:
   # rule that picks them: tfds_posetrack/posetrack18/pairs.py, sparse_labels.
   config.data.labeled_videos = -1
   config.data.labeled_frames_per_video = -1
+  # What the training set's 17 slots mean, for the flip augmentation: 'posetrack18', or 'coco'
+  # (slots 1 and 2 are the eyes, which a flip swaps): the COCO stand-in's pretraining sets it.
+  config.data.joints = 'posetrack18'
   config.data.num_workers = 8         # Grain worker processes per host (0: in the main process)
   # JPEG DCT scaling when the crop is at most half-resolution: faster input, but not the
   # release's pixels (it always decodes full frames), so off for the paper (docs/benchmarks.md).

@@ -14,6 +14,7 @@ import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tfds_posetrack.posetrack18.keypoints import JOINT_SETS
 from tfds_posetrack.posetrack18.pairs import check_sparse_labels
 
 # Fields of config.model that change how a network computes, not what it is: a checkpoint
@@ -132,6 +133,9 @@ def check_training(config) -> None:
                      f'config.data.stored_gap ({config.data.stored_gap}), the frame gap the '
                      'dataset is built with: raise stored_gap too (a rebuild) or lower max_gap')
   _integer(config, 'data.num_workers', 0)
+  if config.data.joints not in JOINT_SETS:
+    raise ValueError(f'config.data.joints must be one of {", ".join(JOINT_SETS)}, got '
+                     f'{config.data.joints!r}')
   check_sparse_labels(config.data.labeled_videos, config.data.labeled_frames_per_video)
 
 

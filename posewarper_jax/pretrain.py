@@ -61,7 +61,7 @@ def pretrain_config(config, workdir: str | pathlib.Path) -> ml_collections.Confi
   run = ml_collections.ConfigDict(config.to_dict())
   run.data.update(synthetic=False, root=str(workdir / 'data' / 'stills_posetrack18'),
                   tfds_dir=str(workdir / 'data' / 'stills_tfds'), labeled_videos=-1,
-                  labeled_frames_per_video=-1)
+                  labeled_frames_per_video=-1, joints='coco')  # the stills' eyes flip
   run.stages = (1,)
   run.stage1.update(config.pretrain.stage1.to_dict())
   run.stage1.init = run.stage2.init = ''
@@ -73,7 +73,7 @@ def evaluation_config(run, videos: ml_collections.ConfigDict) -> ml_collections.
   """The stand-in run's evaluation: its single frame (it has no warping head) on the
   validation split of `videos` (source.shared_data: the run's own videos)."""
   evaluation = ml_collections.ConfigDict(run.to_dict())
-  evaluation.data = ml_collections.ConfigDict(videos.to_dict())
+  evaluation.data = ml_collections.ConfigDict(videos.to_dict())  # PoseTrack's joints again
   evaluation.eval.update(aggregate=False, checkpoint='')
   evaluation.after_training = ('eval',)
   return evaluation

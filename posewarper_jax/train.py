@@ -45,6 +45,7 @@ from posewarper_jax.data import source, transforms
 from posewarper_jax.data.pipeline import TrainingInput, epoch_size, training_dataset
 from posewarper_jax.models import PoseWarper, create_model, init_variables
 from tfds_posetrack.posetrack18 import FrameTable, sparse_labels
+from tfds_posetrack.posetrack18.keypoints import JOINT_SETS
 
 AXIS = 'batch'
 TRAINABLE = checkpoints.TRAINABLE  # the parameter group each stage trains
@@ -358,7 +359,7 @@ def _input_config(config, stage: int) -> TrainingInput:
       num_devices=jax.local_device_count(), process_index=jax.process_index(),
       process_count=jax.process_count(), single_frame=stage == 1,
       num_workers=config.data.num_workers, reduced_decode=config.data.reduced_decode,
-      sigma=config.sigma)
+      sigma=config.sigma, flip_pairs=JOINT_SETS[config.data.joints])
 
 
 def _check_finite(pending: list[tuple[int, dict]], manager_dir: pathlib.Path) -> dict | None:

@@ -12,6 +12,7 @@ from posewarper_jax import checkpoints, config_checks, pretrain, train
 from posewarper_jax.data import stills
 from posewarper_jax.models import create_model
 from tests.helpers import tiny_config
+from tfds_posetrack.posetrack18 import keypoints
 
 
 def _standin_config(data_root, **train_fields):
@@ -67,6 +68,11 @@ def test_the_stand_in_is_made_in_the_workdir_and_starts_stage1(standin_run, caps
   assert run['stages'] == [1] and run['stage1']['init'] == ''
   assert run['data']['root'] == str(data / 'stills_posetrack18')
   assert run['stage1']['global_batch'] == 4  # config.pretrain.stage1's, not the run's 8
+  # COCO's joints: its flips swap the eyes; the run on the videos flips as PoseTrack.
+  assert run['data']['joints'] == 'coco' and config.data.joints == 'posetrack18'
+  pretraining = train._input_config(pretrain.pretrain_config(config, workdir), 1)
+  assert pretraining.flip_pairs == keypoints.COCO_FLIP_PAIRS
+  assert train._input_config(config, 1).flip_pairs == keypoints.FLIP_PAIRS
   # Scored on the run's own validation videos, single frame only.
   results = json.loads((workdir / 'pretrain' / 'eval' / 'val' / 'results.json').read_text())
   assert list(results) == ['single frame']

@@ -8,6 +8,7 @@ import pytest
 from posewarper_jax import codec
 from posewarper_jax.data import transforms as T
 from tfds_posetrack.posetrack18.keypoints import (
+  COCO_FLIP_PAIRS,
   FLIP_PAIRS,
   JOINT_INDEX,
   NUM_JOINTS,
@@ -65,6 +66,20 @@ def test_dot_lands_on_the_transformed_keypoint(rotation, flip, zoom):
                             T.crop_transform(center, scale * zoom, rotation, OUT,
                                              flip_width=width if flip else None, inverse=True))
   np.testing.assert_allclose(back, point, atol=1e-6)
+
+
+def test_a_coco_labeled_set_flips_its_eyes_and_posetrack_keeps_its_head_joints():
+  """Slots 1 and 2 are head_bottom and head_top in PoseTrack (on the midline: a flip keeps
+  them) and the eyes in COCO (config.data.joints='coco': a flip swaps them); the other pairs
+  swap in both."""
+  keypoints = np.array([[10.0 + j, 20.0 + j, 1.0] for j in range(NUM_JOINTS)])
+  matrix = np.array([[-1.0, 0.0, 99.0], [0.0, 1.0, 0.0]])  # a mirror
+  posetrack = T.transform_keypoints(keypoints, matrix, flip=True)
+  coco = T.transform_keypoints(keypoints, matrix, flip=True, flip_pairs=COCO_FLIP_PAIRS)
+  assert posetrack[1, 1] == 21 and posetrack[2, 1] == 22  # kept in place
+  assert coco[1, 1] == 22 and coco[2, 1] == 21  # swapped
+  np.testing.assert_array_equal(np.delete(posetrack, [1, 2], 0), np.delete(coco, [1, 2], 0))
+  assert coco[5, 1] == 26 and coco[6, 1] == 25
 
 
 def test_folded_flip_equals_flipping_the_frame():

@@ -47,7 +47,12 @@ from absl import flags
 from posewarper_jax import codec
 from posewarper_jax.data import transforms
 from tfds_posetrack.posetrack18.annotations import why_not_a_finite_number
-from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS, box_has_area, keypoint_box
+from tfds_posetrack.posetrack18.keypoints import (
+  FLIP_PAIRS,
+  NUM_JOINTS,
+  box_has_area,
+  keypoint_box,
+)
 from tfds_posetrack.posetrack18.lean_records import LeanRecords
 from tfds_posetrack.posetrack18.pairs import FrameTable, neighbours, training_pairs
 
@@ -79,6 +84,9 @@ class TrainingInput:
   # Threads per process that compute elements (None: the process's cores, shared among its
   # workers: _read_options). 1 makes a process use one core, which per-core measurements need.
   read_threads: int | None = None
+  # The joints a flip swaps: PoseTrack's, or COCO's (its eyes too) for a COCO-labeled set
+  # (keypoints.JOINT_SETS, config.data.joints).
+  flip_pairs: tuple[tuple[int, int], ...] = FLIP_PAIRS
 
   def per_process_batch(self) -> int:
     if self.global_batch % (self.process_count * self.num_devices):
@@ -202,7 +210,8 @@ class PairExamples:
     # the ImageNet normalization runs there (transforms.normalize's constants).
     crop = lambda record: transforms.warp_image(decode_rgb(record['image'], factor), decoded,
                                                 (width, height))
-    moved = transforms.transform_keypoints(keypoints, matrix, flip=aug.flip)
+    moved = transforms.transform_keypoints(keypoints, matrix, flip=aug.flip,
+                                           flip_pairs=self.config.flip_pairs)
     targets, weights = codec.encode(moved, (width, height), codec.heatmap_size((width, height)),
                                     self.config.sigma)
     if not trainable:

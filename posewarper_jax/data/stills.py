@@ -92,8 +92,9 @@ COCO_JOINTS: tuple[str, ...] = (
 )
 # COCO's skeleton is PoseTrack18's (1-based, the same 19 pairs in the same order).
 COCO_SKELETON: tuple[tuple[int, int], ...] = kp.SKELETON
-# Under a horizontal flip COCO swaps the eyes too (PoseTrack18's FLIP_PAIRS keep slots 1 and 2).
-COCO_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 2),) + kp.FLIP_PAIRS
+# Under a horizontal flip COCO swaps the eyes too (PoseTrack18's FLIP_PAIRS keep slots 1 and 2):
+# the dataset package's fact, which the pretraining's flip augmentation reads (config.data.joints).
+COCO_FLIP_PAIRS = kp.COCO_FLIP_PAIRS
 _INFO = {'description': 'Synthetic COCO stand-in: posed people in still images '
                         '(posewarper_jax.data.stills)',
          'url': '', 'version': '1.0', 'year': 2024, 'contributor': 'posewarper_jax',

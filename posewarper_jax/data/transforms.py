@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from tfds_posetrack.posetrack18.keypoints import (
+    FLIP_PAIRS,
     LOWER_BODY_JOINTS,
     UPPER_BODY_JOINTS,
     flip_permutation,
@@ -121,13 +122,14 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
   return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-def transform_keypoints(keypoints: np.ndarray, matrix: np.ndarray,
-                        flip: bool = False) -> np.ndarray:
-  """[J, 3] keypoints into the crop; with flip, left/right joints swap (the matrix mirrors)."""
+def transform_keypoints(keypoints: np.ndarray, matrix: np.ndarray, flip: bool = False,
+                        flip_pairs: tuple[tuple[int, int], ...] = FLIP_PAIRS) -> np.ndarray:
+  """[J, 3] keypoints into the crop; with flip, the joints of flip_pairs swap (the matrix
+  mirrors)."""
   out = np.array(keypoints, np.float64)
   out[:, :2] = transform_points(out[:, :2], matrix)
   if flip:
-    out = out[list(flip_permutation())]
+    out = out[list(flip_permutation(flip_pairs))]
   out[out[:, 2] <= 0, :2] = 0.0
   return out
 

@@ -25,6 +25,12 @@ JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(JOINT_NAMES)}
 # body's midline, like the nose: they are not swapped.
 FLIP_PAIRS: tuple[tuple[int, int], ...] = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14),
                                            (15, 16))
+# COCO's 17 joints fill the same slots but for 1 and 2, its left and right eye, which a flip
+# swaps too: the pairs of a COCO-pretraining set (the stand-in, data/stills.py).
+COCO_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 2),) + FLIP_PAIRS
+# The joint sets a training set may label (config.data.joints) -> their flip pairs.
+JOINT_SETS: dict[str, tuple[tuple[int, int], ...]] = {'posetrack18': FLIP_PAIRS,
+                                                       'coco': COCO_FLIP_PAIRS}
 
 # The 19 limbs of the official categories entry, 1-based joint numbers (copied from the files).
 SKELETON: tuple[tuple[int, int], ...] = (
@@ -58,10 +64,10 @@ def categories() -> list[dict[str, Any]]:
   return [copy.deepcopy(_CATEGORY)]
 
 
-def flip_permutation() -> tuple[int, ...]:
-  """perm[j] = the joint that j becomes under a horizontal flip (identity off FLIP_PAIRS)."""
+def flip_permutation(pairs: tuple[tuple[int, int], ...] = FLIP_PAIRS) -> tuple[int, ...]:
+  """perm[j] = the joint that j becomes under a horizontal flip (identity off the pairs)."""
   perm = list(range(NUM_JOINTS))
-  for a, b in FLIP_PAIRS:
+  for a, b in pairs:
     perm[a], perm[b] = b, a
   return tuple(perm)
 
