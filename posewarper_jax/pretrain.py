@@ -27,7 +27,9 @@ from __future__ import annotations
 import json
 import pathlib
 
+import jax
 import ml_collections
+from jax.experimental import multihost_utils
 
 from posewarper_jax import report, train
 from posewarper_jax.data import source, stills
@@ -105,12 +107,14 @@ def pretrain(config, workdir: str | pathlib.Path) -> pathlib.Path | None:
   settings = dict(seed=config.pretrain.seed, num_images=config.pretrain.stills, width=width,
                   height=height, max_people=config.pretrain.max_people,
                   limb_code=config.pretrain.limb_code)
-  coco = workdir / 'data' / 'stills'
-  _made_once(coco, 'GENERATED', settings, lambda: stills.generate_stills(coco, **settings),
-             f'generating {config.pretrain.stills} labeled stills (the COCO stand-in)')
-  converted = workdir / 'data' / 'stills_posetrack18'
-  _made_once(converted, 'CONVERTED', settings, lambda: stills.to_posetrack18(coco, converted),
-             'the stills as one-frame PoseTrack18 videos')
+  coco, converted = workdir / 'data' / 'stills', workdir / 'data' / 'stills_posetrack18'
+  if jax.process_index() == 0:  # the others wait: one writer per file system
+    _made_once(coco, 'GENERATED', settings, lambda: stills.generate_stills(coco, **settings),
+               f'generating {config.pretrain.stills} labeled stills (the COCO stand-in)')
+    _made_once(converted, 'CONVERTED', settings, lambda: stills.to_posetrack18(coco, converted),
+               'the stills as one-frame PoseTrack18 videos')
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('posewarper_jax stand-in made')
   run = pretrain_config(config, workdir)
   out = run_dir(workdir)
   train.check_resume(run, out)
