@@ -24,7 +24,6 @@ checkpoint (report.py).
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import jax
@@ -81,22 +80,6 @@ def evaluation_config(run, videos: ml_collections.ConfigDict) -> ml_collections.
   return evaluation
 
 
-def _made_once(root: pathlib.Path, marker: str, settings: dict, make, what: str) -> None:
-  """make() unless root holds `marker` with the same settings (written last, so a half-made
-  root is made again); ValueError when it holds other settings."""
-  text = json.dumps(settings, sort_keys=True)
-  done = root / marker
-  if done.exists():
-    if done.read_text().strip() != text:
-      raise ValueError(f'{root} was made with {done.read_text().strip()}, but config.pretrain '
-                       f'now asks for {text}: use another --workdir (or delete {root} to make '
-                       'it again)')
-    return
-  print(f'pretrain: {what} in {root}', flush=True)
-  make()
-  done.write_text(text + '\n')
-
-
 def pretrain(config, workdir: str | pathlib.Path) -> pathlib.Path | None:
   """Makes (or finds) the stand-in network of `workdir` (see the module docstring); its run
   directory, or None when config.pretrain.stills is 0."""
@@ -108,11 +91,20 @@ def pretrain(config, workdir: str | pathlib.Path) -> pathlib.Path | None:
                   height=height, max_people=config.pretrain.max_people,
                   limb_code=config.pretrain.limb_code)
   coco, converted = workdir / 'data' / 'stills', workdir / 'data' / 'stills_posetrack18'
+  def refusal(root):
+    return lambda saved, requested: (
+        f'{root} was made with {saved}, but config.pretrain now asks for {requested}: use '
+        f'another --workdir (or delete {root} to make it again)')
+
   if jax.process_index() == 0:  # the others wait: one writer per file system
-    _made_once(coco, 'GENERATED', settings, lambda: stills.generate_stills(coco, **settings),
-               f'generating {config.pretrain.stills} labeled stills (the COCO stand-in)')
-    _made_once(converted, 'CONVERTED', settings, lambda: stills.to_posetrack18(coco, converted),
-               'the stills as one-frame PoseTrack18 videos')
+    source.made_once(coco, settings, lambda: stills.generate_stills(coco, **settings),
+                     marker='GENERATED', refusal=refusal(coco),
+                     announce=f'pretrain: generating {config.pretrain.stills} labeled stills '
+                              f'(the COCO stand-in) in {coco}')
+    source.made_once(converted, settings, lambda: stills.to_posetrack18(coco, converted),
+                     marker='CONVERTED', refusal=refusal(converted),
+                     announce=f'pretrain: the stills as one-frame PoseTrack18 videos in '
+                              f'{converted}')
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices('posewarper_jax stand-in made')
   run = pretrain_config(config, workdir)

@@ -10,6 +10,8 @@ import importlib.util
 import pathlib
 import types
 
+import jax
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -61,3 +63,10 @@ def tiny_config(data_root: pathlib.Path, stages=(1,), **train_fields):
   config.stage1.global_batch = config.stage2.global_batch = 8
   config.train.update(log_every=1, **train_fields)
   return config
+
+
+# model.apply compiled with the variables as an argument, not as constants of the function: other
+# variables of the same shapes (a changed parameter, zeroed offsets) reuse the compilation.
+jitted_apply = jax.jit(
+    lambda model, variables, *args, **kwargs: model.apply(variables, *args, **kwargs),
+    static_argnames=('model', 'method', 'train', 'backbone_train', 'mutable'))

@@ -20,7 +20,7 @@ from flax import traverse_util
 
 from posewarper_jax import convert
 from posewarper_jax.models import PoseWarper, build_posewarper, num_params
-from tests.helpers import load_script
+from tests.helpers import jitted_apply, load_script
 from tests.numerics import assert_close_to_scale
 
 GOLDEN = pathlib.Path(__file__).parent / 'golden'
@@ -139,7 +139,7 @@ def _model_for(config: dict) -> PoseWarper:
 
 def _outputs(model: PoseWarper, variables, inputs) -> dict[str, np.ndarray]:
   """The four golden quantities, from NHWC inputs."""
-  apply = functools.partial(_apply, model, variables)
+  apply = functools.partial(jitted_apply, model, variables)
   return {
       'single_frame': apply(inputs['frames_a'], method=PoseWarper.single_frame),
       'pair': apply(inputs['frames_a'], inputs['frames_b']),
@@ -148,13 +148,6 @@ def _outputs(model: PoseWarper, variables, inputs) -> dict[str, np.ndarray]:
       'propagate': apply(inputs['frames_a'], inputs['frames_b'], inputs['prop_heatmaps'],
                          method=PoseWarper.propagate),
   }
-
-
-# The variables are an argument, not constants of the compiled function: other variables of
-# the same shapes (the zeroed offsets below) reuse the compilation.
-_apply = jax.jit(lambda model, variables, *args, method=None: model.apply(
-    variables, *args, **({} if method is None else {'method': method})),
-    static_argnums=(0,), static_argnames=('method',))
 
 
 def _assert_matches(ours, reference, rtol=1e-4):
@@ -174,7 +167,7 @@ def test_golden_pytorch_reference():
   flat = traverse_util.flatten_dict(variables)
   zeroed = traverse_util.unflatten_dict({
       k: np.zeros_like(v) if k[2].startswith('offsets') else v for k, v in flat.items()})
-  still = _apply(model, zeroed, golden['frames_a'], golden['frames_b'])
+  still = jitted_apply(model, zeroed, golden['frames_a'], golden['frames_b'])
   assert np.abs(still - golden['pair']).max() > 0.1 * np.abs(golden['pair']).max()
 
 

@@ -18,6 +18,7 @@ from posewarper_jax.models import (
     init_variables,
     num_params,
 )
+from tests.helpers import jitted_apply
 from tests.numerics import assert_close_to_scale
 
 # The tiny network of the PyTorch golden file (tests/golden/make_posewarper_golden.py): four
@@ -60,8 +61,7 @@ def tiny():
   return model, {**variables, 'params': _he_scaled(variables['params'])}
 
 
-_apply = jax.jit(lambda model, variables, *args, **kwargs: model.apply(variables, *args, **kwargs),
-                 static_argnames=('model', 'method', 'train', 'backbone_train', 'mutable'))
+_apply = jitted_apply
 
 
 def _close(actual, expected, rtol=1e-5):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import ml_collections
@@ -50,6 +51,24 @@ def _how_to_get() -> str:
   return ' '.join(Builder.MANUAL_DOWNLOAD_INSTRUCTIONS.split())
 
 
+def made_once(root: pathlib.Path, settings: dict, make: Callable[[], Any], *, marker: str,
+              announce: str, refusal: Callable[[str, str], str]) -> None:
+  """make() unless root holds `marker` with the same settings (JSON), then the marker. It is
+  written last, so a root half made is made again; a root made with other settings is a
+  ValueError, refusal(saved, requested) its message: a build and checkpoints come from it, and
+  two sets must never mix. What a synthetic set and the COCO stand-in (pretrain.py) share."""
+  text = json.dumps(settings, sort_keys=True)
+  done = root / marker
+  if done.exists():
+    saved = done.read_text().strip()
+    if saved != text:
+      raise ValueError(refusal(saved, text))
+    return
+  print(announce, flush=True)
+  make()
+  done.write_text(text + '\n')
+
+
 def _generate(root: pathlib.Path, config) -> None:
   num_train, num_val = config.data.synthetic_videos
   height, width = config.data.synthetic_frame_size
@@ -57,20 +76,14 @@ def _generate(root: pathlib.Path, config) -> None:
                   width=width, height=height)
   if config.data.synthetic_layout != 'posetrack18':  # sets generated before layouts stay valid
     settings['layout'] = config.data.synthetic_layout
-  settings = json.dumps(settings, sort_keys=True)
-  done = root / _SYNTHETIC_DONE
-  if done.exists():
-    if done.read_text().strip() != settings:
-      # The TFDS build and any checkpoints come from those videos: never mix two sets.
-      raise ValueError(
-          f'{root} was generated with {done.read_text().strip()}, but config.seed / '
-          f'config.data.synthetic_videos / synthetic_frame_size / synthetic_layout now ask for '
-          f'{settings}: use another --workdir (or delete {root.parent} to regenerate)')
-    return
-  print(f'generating a synthetic PoseTrack18 in {root} ({num_train} train / {num_val} val '
-        f'videos, {width}x{height}, {config.data.synthetic_layout} layout)', flush=True)
-  synthetic.generate(root, **json.loads(settings))
-  done.write_text(settings + '\n')
+  made_once(
+      root, settings, lambda: synthetic.generate(root, **settings), marker=_SYNTHETIC_DONE,
+      announce=(f'generating a synthetic PoseTrack18 in {root} ({num_train} train / {num_val} '
+                f'val videos, {width}x{height}, {config.data.synthetic_layout} layout)'),
+      refusal=lambda saved, requested: (
+          f'{root} was generated with {saved}, but config.seed / config.data.synthetic_videos / '
+          f'synthetic_frame_size / synthetic_layout now ask for {requested}: use another '
+          f'--workdir (or delete {root.parent} to regenerate)'))
 
 
 def annotation_dir(config, workdir: str | os.PathLike, folder: str) -> pathlib.Path:
