@@ -107,6 +107,11 @@ def _paper() -> ml_collections.ConfigDict:
       # The frozen backbone's BatchNorm: 'frozen' (inference mode, as mmpose) or 'batch' (the
       # release: batch statistics, running averages updated; its weights stay frozen).
       backbone_bn='frozen',
+      # What the head warps in training: 'prediction', frame B's predicted heatmaps (the
+      # release); 'ground_truth', frame B's own labels of the person where it has them, as
+      # propagation warps a labeled frame's (a diagnostic: it reads labels a sparse subset
+      # drops; docs/quickstart.md, section 5.6).
+      warp_input='prediction',
   ))
   config.train = ml_collections.ConfigDict(dict(
       lr_drop_factor=0.1,

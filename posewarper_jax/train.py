@@ -50,9 +50,18 @@ from tfds_posetrack.posetrack18.keypoints import JOINT_SETS
 AXIS = 'batch'
 TRAINABLE = checkpoints.TRAINABLE  # the parameter group each stage trains
 BACKBONE_BN = ('frozen', 'batch')
-# The batch's fields that go to the devices (the pipeline also returns record indices).
-_DEVICE_FIELDS = {1: ('frames_a', 'targets', 'target_weights'),
-                  2: ('frames_a', 'frames_b', 'targets', 'target_weights')}
+# config.stage2.warp_input: what the head warps in training. 'prediction': frame B's heatmaps
+# from the backbone (the release). 'ground_truth': a diagnostic, frame B's own ground truth of
+# the person where B has it (the pipeline's support_targets), as propagation warps a labeled
+# frame's; it reads labels a sparse subset drops.
+WARP_INPUTS = ('prediction', 'ground_truth')
+# The batch's fields that stay on the host (which examples it holds); the rest go to the devices.
+_HOST_FIELDS = ('record_a', 'person', 'record_b')
+
+
+def device_batch(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """The training stream's batch without its host-only fields: what the step takes."""
+  return {k: v for k, v in batch.items() if k not in _HOST_FIELDS}
 
 
 # The exit status of a run stopped by SIGTERM after saving (as a shell reports a process killed
@@ -132,7 +141,9 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *, stage: int,
   """One optimizer step on one device's share of the batch (call under pmap).
 
   batch: 'frames_a' (and 'frames_b' in stage 2) [N, H, W, 3] uint8 RGB, 'targets' [N, h, w, J],
-  'target_weights' [N, J]. Returns the new state and {'loss' (averaged over the devices),
+  'target_weights' [N, J]; in stage 2 optionally 'targets_b' [N, h, w, J] and 'has_targets_b'
+  [N]: where has_targets_b, the head warps targets_b instead of B's predicted heatmaps
+  (config.stage2.warp_input='ground_truth', a diagnostic). Returns the new state and {'loss' (averaged over the devices),
   'grad_norm' (of the averaged gradients)}; the loop logs the learning rate from the schedule.
   """
   trainable = TRAINABLE[stage]
@@ -158,11 +169,15 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *, stage: int,
       heatmaps = apply(variables, frames, train=False, method=PoseWarper.single_frame)
       backbone_stats = state.batch_stats['backbone']
     h_a, h_b = jnp.split(jax.lax.stop_gradient(heatmaps), 2)
+    warped = h_b  # the offsets always come from the predictions, as in propagation
+    if 'targets_b' in batch:
+      warped = jnp.where(batch['has_targets_b'][:, None, None, None],
+                         batch['targets_b'].astype(h_b.dtype), h_b)
 
     def loss_fn(group):
       params = {**state.params, trainable: group}
       stats = {**state.batch_stats, 'backbone': backbone_stats}
-      predicted, updates = apply({'params': params, 'batch_stats': stats}, h_a, h_b, h_b,
+      predicted, updates = apply({'params': params, 'batch_stats': stats}, h_a, h_b, warped,
                                  train=True, method=PoseWarper.warp, mutable=['batch_stats'])
       return heatmap_loss(predicted, batch['targets'], batch['target_weights']), updates
 
@@ -318,6 +333,9 @@ def _stage_settings(config, stage: int):
   if stage == 2 and settings.backbone_bn not in BACKBONE_BN:
     raise ValueError(f'config.stage2.backbone_bn must be one of {BACKBONE_BN}, '
                      f'got {settings.backbone_bn!r}')
+  if stage == 2 and settings.get('warp_input', 'prediction') not in WARP_INPUTS:
+    raise ValueError(f'config.stage2.warp_input must be one of {WARP_INPUTS}, '
+                     f'got {settings.warp_input!r}')
   if settings.global_batch % jax.device_count():
     raise ValueError(f'config.stage{stage}.global_batch ({settings.global_batch}) must divide '
                      f'evenly over the {jax.device_count()} devices')
@@ -359,7 +377,12 @@ def _input_config(config, stage: int) -> TrainingInput:
       num_devices=jax.local_device_count(), process_index=jax.process_index(),
       process_count=jax.process_count(), single_frame=stage == 1,
       num_workers=config.data.num_workers, reduced_decode=config.data.reduced_decode,
-      sigma=config.sigma, flip_pairs=JOINT_SETS[config.data.joints])
+      sigma=config.sigma, flip_pairs=JOINT_SETS[config.data.joints],
+      support_targets=_warps_ground_truth(config, stage))
+
+
+def _warps_ground_truth(config, stage: int) -> bool:
+  return stage == 2 and config.stage2.get('warp_input', 'prediction') == 'ground_truth'
 
 
 def _check_finite(pending: list[tuple[int, dict]], manager_dir: pathlib.Path) -> dict | None:
@@ -428,7 +451,6 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
                            jnp.dtype(config.model.dtype))
   logger = logs.MetricLogger(stage_dir, total_steps, first_step, settings.global_batch,
                              prefix=f'[stage {stage}] ')
-  fields = _DEVICE_FIELDS[stage]
   state = on_local_devices(state)
   pending: list[tuple[int, dict]] = []
 
@@ -450,7 +472,7 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
     with _Preemption() as preemption:
       for step in range(first_step + 1, total_steps + 1):
         batch = next(iterator)
-        state, metrics = p_step(state, {k: batch[k] for k in fields})
+        state, metrics = p_step(state, device_batch(batch))
         pending.append((step, metrics))
         if step % config.train.log_every == 0 or step == total_steps:
           means = _check_finite(pending, manager_dir)

@@ -13,7 +13,7 @@ from tests.shared_data import SAMPLE
 from tfds_posetrack.posetrack18 import prepare
 from tfds_posetrack.posetrack18.lean_records import LeanRecords
 
-PEOPLE_FIELDS = ('keypoints', 'bbox', 'has_bbox')
+PEOPLE_FIELDS = ('keypoints', 'bbox', 'has_bbox', 'track_id')
 
 
 def _assert_same_as_tfds(source):

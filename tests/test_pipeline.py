@@ -65,13 +65,10 @@ def test_batches_are_shaped_for_pmap(train_split):
   assert weights[..., 3:5].max() == 0 and (peaks[weights == 0] == 0).all()
 
 
-def _example_and_its_crops(examples: PairExamples, slot: int, seed: int):
-  """The example in `slot` drawn with `seed`, and the crops it must hold, made here from the
-  decoded frames: A's and B's frame through one map, the augmentation drawn with the same seed
-  (a person whose box has no area is cropped as the whole frame)."""
-  example = examples((0, slot), np.random.default_rng(seed))
-  record_a, record_b = int(example['record_a']), int(example['record_b'])
-  a = examples.records[record_a]
+def _drawn_map(examples: PairExamples, example: dict, seed: int):
+  """The crop map (and flip) of an example drawn with `seed`, made here: the augmentation drawn
+  with the same seed (a person whose box has no area is cropped as the whole frame)."""
+  a = examples.records[int(example['record_a'])]
   person = int(example['person'])
   keypoints = np.asarray(a['people']['keypoints'][person], np.float64)
   box = person_box(a, person)
@@ -81,9 +78,18 @@ def _example_and_its_crops(examples: PairExamples, slot: int, seed: int):
   aug = transforms.sample_augmentation(np.random.default_rng(seed), box, keypoints, width / height)
   matrix = transforms.crop_transform(aug.center, aug.scale, aug.rotation, (width, height),
                                      flip_width=int(a['width']) if aug.flip else None)
+  return matrix, aug.flip
+
+
+def _example_and_its_crops(examples: PairExamples, slot: int, seed: int):
+  """The example in `slot` drawn with `seed`, and the crops it must hold, made here from the
+  decoded frames: A's and B's frame through one map (_drawn_map)."""
+  example = examples((0, slot), np.random.default_rng(seed))
+  matrix, _ = _drawn_map(examples, example, seed)
+  height, width = examples.config.image_size
   crop = lambda r: transforms.warp_image(decode_rgb(examples.records[r]['image']), matrix,
                                          (width, height))
-  return example, crop(record_a), crop(record_b)
+  return example, crop(int(example['record_a'])), crop(int(example['record_b']))
 
 
 def test_k0_pairs_a_frame_with_itself(train_split):
@@ -111,6 +117,50 @@ def test_support_frame_is_its_own_frame_through_as_map(train_split):
     np.testing.assert_array_equal(example['frames_a'], crop_a)
     np.testing.assert_array_equal(example['frames_b'], crop_b)
     assert not np.array_equal(crop_a, crop_b)  # the people moved: the check tells them apart
+
+
+def test_support_targets_are_frame_bs_own_labels_of_the_person(train_split):
+  """config.stage2.warp_input='ground_truth' (a diagnostic): 'targets_b' is frame B's own
+  ground truth of A's person (the same track) through A's map, encoded as A's targets are; with
+  k = 0 exactly A's targets; none for a person B does not hold."""
+  config = dataclasses.replace(CONFIG, support_targets=True)
+  same = PairExamples(*train_split, dataclasses.replace(config, k=0))
+  for slot in (0, 7):
+    example = same((0, slot), np.random.default_rng(slot))
+    assert example['has_targets_b']
+    np.testing.assert_array_equal(example['targets_b'], example['targets'])
+  examples = PairExamples(*train_split, dataclasses.replace(config, k=3))
+  apart = [s for s in range(len(examples.pairs(0)))
+           if examples.pairs(0)[s][0] != examples.pairs(0)[s][2]][:8]
+  height, width = config.image_size
+  compared = 0
+  for slot in apart:
+    example = examples((0, slot), np.random.default_rng(slot))
+    matrix, flip = _drawn_map(examples, example, slot)
+    a, b = (examples.records[int(example[f'record_{x}'])] for x in 'ab')
+    tracks_b = list(b['people']['track_id'])
+    track = a['people']['track_id'][int(example['person'])]
+    if track not in tracks_b:  # the person left the frame (or has no labeled joint in it)
+      assert not example['has_targets_b'] and not example['targets_b'].any()
+      continue
+    compared += 1
+    keypoints = b['people']['keypoints'][tracks_b.index(track)]
+    moved = transforms.transform_keypoints(keypoints, matrix, flip=flip)
+    expected, _ = pipeline.codec.encode(moved, (width, height), (width // 4, height // 4),
+                                        config.sigma)
+    assert example['has_targets_b']
+    np.testing.assert_array_equal(example['targets_b'], expected)
+    assert not np.array_equal(example['targets_b'], example['targets'])  # the person moved
+  assert compared >= 4
+  a = examples.records[int(examples.pairs(0)[0][0])]
+  stranger = {'people': {'track_id': np.array([10**6], np.int32),
+                         'keypoints': np.ones((1, 17, 3))}}
+  heatmaps, has = pipeline.support_targets(a, 0, stranger, np.eye(2, 3), False, config)
+  assert not has and heatmaps.shape == (32, 24, 17) and not heatmaps.any()
+  batch = _batches(train_split, config, 1)[0]
+  assert batch['targets_b'].shape == batch['targets'].shape
+  assert batch['has_targets_b'].shape == (2, 2) and batch['has_targets_b'].dtype == bool
+  assert batch['has_targets_b'].any()
 
 
 def test_support_frames_within_k(train_split):

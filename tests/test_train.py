@@ -49,7 +49,7 @@ def batches(data_root):
   out = []
   for _ in range(4):
     batch = next(stream)
-    flat = {k: batch[k].reshape(8, *batch[k].shape[2:]) for k in train._DEVICE_FIELDS[2]}
+    flat = {k: batch[k].reshape(8, *batch[k].shape[2:]) for k in train.device_batch(batch)}
     out.append(flat)
   return out
 
@@ -279,6 +279,33 @@ def test_stage2_starts_as_the_identity(data_root, batches):
   h_a, h_b = jnp.split(model.apply(variables, frames, method=model.single_frame), 2)
   warped = model.apply(variables, h_a, h_b, h_b, method=model.warp)
   assert_close_to_scale(warped, h_b, 1e-6, 'head at init')
+
+
+def test_stage2_warps_frame_bs_labels_where_the_batch_has_them(data_root, batches):
+  """config.stage2.warp_input='ground_truth' (a diagnostic): the head warps 'targets_b' where
+  'has_targets_b', B's predicted heatmaps elsewhere, with offsets from the predictions; with no
+  such example the step is the release's."""
+  config = tiny_config(data_root, stages=(2,))
+  step = train.make_train_step(stage=2)
+  batch = batches[0]
+  has = np.array([True, False] * 4)
+  targets_b = np.roll(batch['targets'], 3, axis=1)  # maps unlike B's predictions
+  loss = lambda b: float(step(_state(config, 2), _split(b, 1))[1]['loss'])
+  plain = loss(batch)
+  assert loss({**batch, 'targets_b': targets_b, 'has_targets_b': np.zeros(8, bool)}) == plain
+  mixed = loss({**batch, 'targets_b': targets_b, 'has_targets_b': has})
+  state = _state(config, 2)
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  model = create_model(config, bn_axis_name=None)
+  frames = jnp.concatenate([transforms.normalize(batch['frames_a']),
+                            transforms.normalize(batch['frames_b'])])
+  h_a, h_b = jnp.split(model.apply(variables, frames, method=model.single_frame), 2)
+  warped = jnp.where(has[:, None, None, None], targets_b, h_b)
+  predicted, _ = model.apply(variables, h_a, h_b, warped, train=True, method=model.warp,
+                             mutable=['batch_stats'])
+  expected = float(train.heatmap_loss(predicted, batch['targets'], batch['target_weights']))
+  np.testing.assert_allclose(mixed, expected, rtol=1e-5)
+  assert abs(mixed - plain) > 1e-3 * plain
 
 
 # --- The loop: checkpoints, resume, preemption, errors ------------------------------------------
@@ -540,6 +567,7 @@ def test_stage2_without_a_stage1_network_says_where_it_looked(data_root, tmp_pat
 @pytest.mark.parametrize('field, value, stage, message', [
     ('stages', (3,), 3, 'config.stages: 3'),
     ('stage2.backbone_bn', 'bogus', 2, 'config.stage2.backbone_bn'),
+    ('stage2.warp_input', 'truth', 2, r"config.stage2.warp_input must be one of \('prediction'"),
     ('stage1.global_batch', 6, 1, r'config.stage1.global_batch \(6\).*4 devices'),
     ('stage1.num_epochs', 0, 1, 'config.stage1.num_epochs must be an integer >= 1, got 0'),
     # Each of these trained (or divided by zero) before, leaving nothing or garbage behind.
@@ -573,9 +601,11 @@ def test_missing_data_says_where_it_looked_and_what_to_do(tmp_path):
 def test_sparse_labels_reach_both_stages_and_stage2_trains_on_stage1(data_root, tmp_path,
                                                                       capsys):
   """Spec 7: both stages train on the same (V, N) subset; every example's frame A is in it.
-  Stage 2 starts from, and keeps, stage 1's final backbone."""
+  Stage 2 starts from, and keeps, stage 1's final backbone. With warp_input='ground_truth' (a
+  diagnostic) stage 2 reads the labels of frames B that the subset drops."""
   config = tiny_config(data_root, stages=(1, 2), num_steps=1, checkpoint_every=1)
   config.data.update(labeled_videos=1, labeled_frames_per_video=6)
+  config.stage2.warp_input = 'ground_truth'
   train.train_stage(config, tmp_path, 1)
   final = train.train_stage(config, tmp_path, 2)
   stage1 = _final(tmp_path, 1)
@@ -592,8 +622,13 @@ def test_sparse_labels_reach_both_stages_and_stage2_trains_on_stage1(data_root, 
   kept = set(np.flatnonzero(sparse.is_labeled).tolist())
   input_config = train._input_config(config, 2)
   stream = iter(training_dataset(records, sparse, input_config))
+  support = 0
   for _ in range(3):
-    assert set(next(stream)['record_a'].ravel().tolist()) <= kept
+    batch = next(stream)
+    assert set(batch['record_a'].ravel().tolist()) <= kept
+    support += sum(r not in kept for r, has in zip(batch['record_b'].ravel().tolist(),
+                                                   batch['has_targets_b'].ravel()) if has)
+  assert support > 0  # ground truth of frames the subset left unlabeled
 
 
 # --- Several processes --------------------------------------------------------------------------

@@ -87,6 +87,9 @@ class TrainingInput:
   # The joints a flip swaps: PoseTrack's, or COCO's (its eyes too) for a COCO-labeled set
   # (keypoints.JOINT_SETS, config.data.joints).
   flip_pairs: tuple[tuple[int, int], ...] = FLIP_PAIRS
+  # A diagnostic (config.stage2.warp_input='ground_truth'): also 'targets_b', frame B's own
+  # ground truth of A's person in A's crop, and 'has_targets_b' (support_targets).
+  support_targets: bool = False
 
   def per_process_batch(self) -> int:
     if self.global_batch % (self.process_count * self.num_devices):
@@ -172,6 +175,30 @@ def person_box(record: dict, person: int) -> np.ndarray:
   return transforms.sanitize_box(box, int(record['width']), int(record['height']))
 
 
+def support_targets(record_a: dict, person: int, record_b: dict, matrix: np.ndarray, flip: bool,
+                    config: TrainingInput) -> tuple[np.ndarray, np.bool_]:
+  """Frame B's ground-truth heatmaps [h, w, J] of frame A's person (the same track id), under
+  A's crop `matrix` (and flip), encoded as A's targets are; and whether B has that person with a
+  labeled joint (all zeros and False when not: an unlabeled frame, a person not in it).
+
+  What propagation warps is such a map of the labeled frame; a warper trained to warp B's
+  predicted heatmaps meets one only then. This reads the labels of frames B, which a sparse
+  subset drops (the table hides them, the records keep them): a diagnostic, never the protocol.
+  """
+  height, width = config.image_size
+  size = codec.heatmap_size((width, height))
+  tracks_b = np.asarray(record_b['people'].get('track_id', ()))
+  match = np.flatnonzero(tracks_b == record_a['people']['track_id'][person])
+  keypoints = (np.asarray(record_b['people']['keypoints'][match[0]], np.float64) if len(match)
+               else np.zeros((NUM_JOINTS, 3)))
+  if not (keypoints[:, 2] > 0).any():
+    return np.zeros((size[1], size[0], NUM_JOINTS), np.float32), np.bool_(False)
+  moved = transforms.transform_keypoints(keypoints, matrix, flip=flip,
+                                         flip_pairs=config.flip_pairs)
+  heatmaps, _ = codec.encode(moved, (width, height), size, config.sigma)
+  return heatmaps, np.bool_(True)
+
+
 class PairExamples:
   """(epoch, slot) + rng -> one training example; picklable for Grain's worker processes."""
 
@@ -220,8 +247,11 @@ class PairExamples:
                'record_a': np.int64(record_a), 'person': np.int64(person),
                'record_b': np.int64(record_b)}
     if not self.config.single_frame:
-      example['frames_b'] = (example['frames_a'] if record_b == record_a
-                             else crop(self.records[record_b]))
+      b = a if record_b == record_a else self.records[record_b]
+      example['frames_b'] = example['frames_a'] if b is a else crop(b)
+      if self.config.support_targets:
+        example['targets_b'], example['has_targets_b'] = support_targets(
+            a, person, b, matrix, aug.flip, self.config)
     return example
 
 

@@ -3,13 +3,13 @@
 TFDS's data source turns every feature of a record into NumPy through its Python-level feature
 connectors: about 0.3 ms a record, two records a pair, a sixth of what the training stream spent
 besides decoding JPEGs. The stream needs the JPEG bytes, the frame size and the people's
-keypoints and boxes (evaluation also the image id); parsing the Example proto and converting
+keypoints, boxes and track ids (evaluation also the image id); parsing the Example proto and converting
 only those takes about 0.1 ms (docs/benchmarks.md, input pipeline).
 
     records = LeanRecords(builder.as_data_source('train'))
     record = records[i]   # {'image': bytes, 'image_id': int, 'width': int, 'height': int,
                           #  'people': {'keypoints': [P, J, 3] float64, 'bbox': [P, 4] float64,
-                          #             'has_bbox': [P] bool}}
+                          #             'has_bbox': [P] bool, 'track_id': [P] int32}}
 
 The values equal the data source's own for those fields (tests/test_lean_records.py checks
 every record of a build); the layout they rely on is the builder's features
@@ -47,6 +47,7 @@ class LeanRecords:
         'keypoints': _float64_rows(feature, 'people/keypoints', (NUM_JOINTS, 3), index),
         'bbox': _float64_rows(feature, 'people/bbox', (4,), index),
         'has_bbox': np.asarray(feature['people/has_bbox'].int64_list.value, np.bool_),
+        'track_id': np.asarray(feature['people/track_id'].int64_list.value, np.int32),
     }
     return {'image': feature['image'].bytes_list.value[0],
             'image_id': np.int64(feature['image_id'].int64_list.value[0]),
