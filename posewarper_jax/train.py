@@ -143,8 +143,9 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *, stage: int,
   batch: 'frames_a' (and 'frames_b' in stage 2) [N, H, W, 3] uint8 RGB, 'targets' [N, h, w, J],
   'target_weights' [N, J]; in stage 2 optionally 'targets_b' [N, h, w, J] and 'has_targets_b'
   [N]: where has_targets_b, the head warps targets_b instead of B's predicted heatmaps
-  (config.stage2.warp_input='ground_truth', a diagnostic). Returns the new state and {'loss' (averaged over the devices),
-  'grad_norm' (of the averaged gradients)}; the loop logs the learning rate from the schedule.
+  (config.stage2.warp_input='ground_truth', a diagnostic). Returns the new state and {'loss'
+  (averaged over the devices), 'grad_norm' (of the averaged gradients)}; the loop logs the
+  learning rate from the schedule.
   """
   trainable = TRAINABLE[stage]
   apply = state.apply_fn

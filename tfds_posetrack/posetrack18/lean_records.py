@@ -3,8 +3,8 @@
 TFDS's data source turns every feature of a record into NumPy through its Python-level feature
 connectors: about 0.3 ms a record, two records a pair, a sixth of what the training stream spent
 besides decoding JPEGs. The stream needs the JPEG bytes, the frame size and the people's
-keypoints, boxes and track ids (evaluation also the image id); parsing the Example proto and converting
-only those takes about 0.1 ms (docs/benchmarks.md, input pipeline).
+keypoints, boxes and track ids (evaluation also the image id); parsing the Example proto and
+converting only those takes about 0.1 ms (docs/benchmarks.md, input pipeline).
 
     records = LeanRecords(builder.as_data_source('train'))
     record = records[i]   # {'image': bytes, 'image_id': int, 'width': int, 'height': int,
