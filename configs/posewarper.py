@@ -136,6 +136,13 @@ def _paper() -> ml_collections.ConfigDict:
       # Controls, each one more retrained baseline per point on the same frames: 'copy' (the
       # kept poses copied, not warped), 'ground_truth' (those frames' own labels).
       controls=(),
+      # The spread of the retrainings: at this (V, N) of labels (() = at none) the retrained
+      # baseline, PoseWarper on it and each control are trained `initialisations` times, the
+      # further runs with config.seed + 1, + 2, ... (their initialisation and the order of
+      # their batches; the enlarged sets are the sparse run's). The table gives their mean and
+      # range, the figure their range.
+      spread_point=(),
+      initialisations=1,
   ))
   # A stand-in for COCO pretraining on synthetic videos (posewarper_jax/pretrain.py): with
   # stills > 0, that many labeled still images are generated into <workdir>/data/stills (drawn
@@ -273,6 +280,7 @@ def _synthetic_grid(config: ml_collections.ConfigDict) -> None:
   config.after_training = ()
   config.grid.labels = ((12, 1), (6, 2))
   config.grid.controls = ('copy', 'ground_truth')
+  config.grid.update(spread_point=(12, 1), initialisations=3)
   config.stage1.update(num_epochs=960, lr_drop_epochs=(720,))
   config.stage2.update(num_epochs=240, lr_drop_epochs=(120,))
   config.grid.retrain.stage1.update(num_epochs=137, global_batch=16, learning_rate=1e-3,

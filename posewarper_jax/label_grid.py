@@ -21,6 +21,10 @@ spec 7), in <workdir>/grid/<V..._N...>/:
    (augment.POSES: 'copy', the kept poses unchanged, or 'ground_truth', those frames' own
    labels), its single-frame mAP a curve of its own: what the warp adds over copying, and what
    labeling those frames would give.
+4. at config.grid.spread_point, steps 2 and 3 again, `config.grid.initialisations - 1` times,
+   in retrain_init<i>/ and retrain_<control>_init<i>/ with config.seed + i (the initialisation
+   and the order of the batches; the enlarged sets stay step 1's): the table gives the mean
+   and range of each retrained curve there, the figure the range.
 
 Every step is the train mode's (resumed where it stopped, skipped when done: report.py), so the
 command run again after a stop finishes the grid without repeating finished work. A synthetic
@@ -128,6 +132,37 @@ def controls(config) -> tuple[str, ...]:
   return names
 
 
+def spread(config, points: list[tuple[int, int]]) -> tuple[tuple[int, int] | None, int]:
+  """(config.grid.spread_point or None, config.grid.initialisations), checked: ValueError
+  naming the field for a count below 1 or a point that is not one of config.grid.labels."""
+  count = config.grid.get('initialisations', 1)
+  if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+    raise ValueError(f'config.grid.initialisations must be an integer >= 1, got {count!r}')
+  point = tuple(config.grid.get('spread_point', ()))
+  if not point:
+    return None, 1
+  if point not in points:
+    raise ValueError(f'config.grid.spread_point {point} is not one of config.grid.labels '
+                     f'{points}')
+  return point, count
+
+
+def run_name(name: str, initialisation: int) -> str:
+  """A retraining's folder: 'retrain', 'retrain_copy'; the further initialisations
+  'retrain_init1', 'retrain_copy_init2'."""
+  return name if initialisation == 0 else f'{name}_init{initialisation}'
+
+
+def _seeded(config, initialisation: int) -> ml_collections.ConfigDict:
+  """The config of a further initialisation: config.seed + initialisation (the retrainings'
+  data is the enlarged set, which the seed does not draw)."""
+  if initialisation == 0:
+    return config
+  run = ml_collections.ConfigDict(config.to_dict())
+  run.seed = config.seed + initialisation
+  return run
+
+
 def _train(config, workdir: pathlib.Path) -> None:
   """What `run.py --mode=train` does in workdir (the lock is the grid's)."""
   train.check_resume(config, workdir)
@@ -152,6 +187,7 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
   """Trains and scores every grid point; returns (and prints) the results table on process 0."""
   workdir = pathlib.Path(workdir)
   points, extra = labels(config), controls(config)
+  spread_point, initialisations = spread(config, points)
   split = split_directory(config.eval.split, 'config.eval.split')
   config = pretrain.with_standin(config, workdir)  # every run's stage 1 starts from it
   data = source.shared_data(config, workdir)
@@ -164,33 +200,38 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
           f'labeled_frames_per_video={frames}): the sparse run', flush=True)
     sparse = sparse_config(config, data, videos, frames)
     _train(sparse, point / 'sparse')
-    print(f'=== augment_grid: {name}: the baseline retrained on the propagated labels',
-          flush=True)
-    _train(retrain_config(config, data, point / 'sparse' / 'augment' / 'posetrack18'),
-           point / 'retrain')
-    for control in extra:
-      print(f'=== augment_grid: {name}: the control {control!r} (the baseline retrained on '
-            f'the same frames, {CONTROL_CURVES[control][2:]})', flush=True)
-      run, root = point / f'retrain_{control}', augment.output_root(point / 'sparse', control)
-      if (run / 'config.json').exists():  # written by _train, so after the set was complete
-        print(f'augment ({control}): {root} was written before', flush=True)
-      else:
-        augment.augment(sparse, point / 'sparse', control)
-      _train(control_config(config, data, root), run)
+    runs = initialisations if (videos, frames) == spread_point else 1
+    for i in range(runs):
+      seeded = _seeded(config, i)
+      which = f' (initialisation {i + 1} of {runs}: config.seed={seeded.seed})' if runs > 1 else ''
+      print(f'=== augment_grid: {name}: the baseline retrained on the propagated labels{which}',
+            flush=True)
+      _train(retrain_config(seeded, data, point / 'sparse' / 'augment' / 'posetrack18'),
+             point / run_name('retrain', i))
+      for control in extra:
+        print(f'=== augment_grid: {name}: the control {control!r} (the baseline retrained on '
+              f'the same frames, {CONTROL_CURVES[control][2:]}){which}', flush=True)
+        run, root = (point / run_name(f'retrain_{control}', i),
+                     augment.output_root(point / 'sparse', control))
+        if i > 0 or (run / 'config.json').exists():  # written by _train: the set was complete
+          print(f'augment ({control}): {root} was written before', flush=True)
+        else:
+          augment.augment(sparse, point / 'sparse', control)
+        _train(control_config(seeded, data, root), run)
     if jax.process_index() != 0:
       continue
     counts = train.label_counts(sparse, point / 'sparse')
     sparse_eval = point / 'sparse' / 'eval' / split / 'results.json'
-    retrain_eval = point / 'retrain' / 'eval' / split / 'results.json'
     propagated = json.loads((point / 'sparse' / 'propagate' / split / 'results.json')
                             .read_text())['total']
+    retrained = _retrained_curves(point, split, extra, runs)
     rows.append({'point': name, 'labeled_videos': videos, 'labeled_frames_per_video': frames,
                  **counts,
                  'baseline': _total(sparse_eval, 'single frame'),
-                 '+ PoseWarper augmentation': _total(retrain_eval, 'single frame'),
-                 '+ aggregation': _total(retrain_eval, 'aggregation'),
-                 **{CONTROL_CURVES[c]: _total(point / f'retrain_{c}' / 'eval' / split /
-                                              'results.json', 'single frame') for c in extra},
+                 **{curve: sum(values) / runs for curve, values in retrained.items()},
+                 **({'initialisations': runs,
+                     **{f'{curve} runs': values for curve, values in retrained.items()}}
+                    if runs > 1 else {}),
                  **{f'propagation {row}{suffix}': propagated[row].get(frames, math.nan)
                     for row in PROPAGATION_ROWS for frames, suffix in PROPAGATION_FRAMES},
                  **{f'train labels {field} {row}': _label_accuracy(point / 'sparse', poses,
@@ -203,11 +244,30 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
   table = results_table(rows, f'{config.eval.split}, {config.eval.boxes} boxes', curves)
   paths.write_atomically(out / 'results.json', json.dumps(rows, indent=1))
   paths.write_atomically(out / 'results.md', table + '\n')
+  ranges = {curve: [_range(r, curve) for r in rows] for curve in curves}
   plots.label_grid([r['point'] for r in rows], [r['labeled_frames'] for r in rows],
-                   {curve: [r[curve] for r in rows] for curve in curves}, out / 'label_grid.png')
+                   {curve: [r[curve] for r in rows] for curve in curves}, out / 'label_grid.png',
+                   ranges={c: v for c, v in ranges.items() if any(v)})
   print(table, flush=True)
   print(f'augment_grid: every run in {out}; the figure in {out / "label_grid.png"}', flush=True)
   return table
+
+
+def _retrained_curves(point: pathlib.Path, split: str, extra: tuple[str, ...],
+                      runs: int) -> dict[str, list[float]]:
+  """Each retrained curve's Total mAP, one per initialisation."""
+  results = lambda run: point / run / 'eval' / split / 'results.json'
+  retrained = [results(run_name('retrain', i)) for i in range(runs)]
+  return {'+ PoseWarper augmentation': [_total(p, 'single frame') for p in retrained],
+          '+ aggregation': [_total(p, 'aggregation') for p in retrained],
+          **{CONTROL_CURVES[c]: [_total(results(run_name(f'retrain_{c}', i)), 'single frame')
+                                 for i in range(runs)] for c in extra}}
+
+
+def _range(row: dict, curve: str) -> tuple[float, float] | None:
+  """(lowest, highest) of a curve's initialisations at a point that ran several, else None."""
+  values = row.get(f'{curve} runs')
+  return (min(values), max(values)) if values else None
 
 
 def results_table(rows: list[dict], title: str, curves: tuple[str, ...] = CURVES) -> str:
@@ -215,8 +275,15 @@ def results_table(rows: list[dict], title: str, curves: tuple[str, ...] = CURVES
   and of the propagation experiment on the same subset, over every frame of the runs (the
   release's scoring), then over the moved frames only; then the PCKh and the systematic offset
   (head sizes) of the moved labels the retrained baselines trained on (PoseWarper's, the copy
-  control's), against the train frames' own labels."""
+  control's), against the train frames' own labels. Where a point retrained several
+  initialisations (config.grid.spread_point), a retrained curve's cell is their mean and, in
+  brackets, their range."""
   fmt = lambda v, digits=1: '' if not math.isfinite(v) else f'{v:.{digits}f}'
+
+  def curve_cell(row: dict, curve: str) -> str:
+    span = _range(row, curve)
+    mean = fmt(row.get(curve, math.nan))
+    return mean if span is None or not mean else f'{mean} ({fmt(span[0])}-{fmt(span[1])})'
   propagation = [f'propagation {row}{suffix}' for _, suffix in PROPAGATION_FRAMES
                  for row in PROPAGATION_ROWS]
   labels = [f'train labels {field} {row}' for field in LABEL_FIELDS for row, _ in LABEL_ROWS]
@@ -228,7 +295,8 @@ def results_table(rows: list[dict], title: str, curves: tuple[str, ...] = CURVES
   for r in rows:
     cells = [r['labeled_videos'], r['labeled_frames_per_video'],
              f'{r["labeled_frames"]} ({r["labeled_people"]})',
-             *(fmt(r.get(c, math.nan)) for c in (*curves, *propagation)),
+             *(curve_cell(r, c) for c in curves),
+             *(fmt(r.get(c, math.nan)) for c in propagation),
              *(fmt(r.get(c, math.nan), 3 if 'offset' in c else 1) for c in labels)]
     lines.append(f'| {r["point"]} | ' + ' | '.join(str(c) for c in cells) + ' |')
   return '\n'.join(lines)

@@ -71,7 +71,8 @@ def propagation(results: dict[str, dict[str, float]], distances: Sequence[str],
 
 
 def label_grid(points: Sequence[str], labels: Sequence[int], curves: dict[str, Sequence[float]],
-               path: pathlib.Path) -> Figure:
+               path: pathlib.Path,
+               ranges: dict[str, Sequence[tuple[float, float] | None]] | None = None) -> Figure:
   """The paper's augmentation figure: Total mAP (0-100) at each grid point, one line with
   markers per curve ('baseline', '+ PoseWarper augmentation', '+ aggregation'), as a PNG at
   `path`; returns the figure.
@@ -82,9 +83,11 @@ def label_grid(points: Sequence[str], labels: Sequence[int], curves: dict[str, S
   point and its labeled frames: grids hold points with equal labels (PoseTrack17's V100 N1 and
   V50 N2 both label 100 frames), which a numeric axis would draw on top of each other. A NaN is
   a gap. Beside the PNG, `<path stem>.csv`: a header `curve,<points in x order>`, then one line
-  per curve.
+  per curve. ranges: curve -> per point (lowest, highest) of its initialisations or None,
+  drawn as an error bar from lowest to highest around the curve's value.
   """
   path = pathlib.Path(path)
+  ranges = ranges or {}
   order = sorted(range(len(points)), key=lambda i: labels[i])
   values = {c: [float(v[i]) for i in order] for c, v in curves.items()}
   palette = ('#c82828', '#1e5ac8', '#3ca03c', *OTHER_COLOURS)
@@ -96,6 +99,11 @@ def label_grid(points: Sequence[str], labels: Sequence[int], curves: dict[str, S
   for curve, y in values.items():
     axes.plot(x, [v if math.isfinite(v) else math.nan for v in y], marker='o', linewidth=2,
               color=colours[curve], label=curve)
+    spans = [ranges[curve][i] for i in order] if curve in ranges else [None] * len(order)
+    bars = [j for j, span in enumerate(spans) if span is not None and math.isfinite(y[j])]
+    if bars:
+      axes.errorbar(bars, [y[j] for j in bars], fmt='none', ecolor=colours[curve], capsize=4,
+                    yerr=[[y[j] - spans[j][0] for j in bars], [spans[j][1] - y[j] for j in bars]])
   axes.set_xticks(x, [f'{points[i]}\n{labels[i]} frames' for i in order])
   axes.set_xlim(-0.5, max(len(order), 1) - 0.5)
   _finish(canvas, axes, 'grid point: labeled videos V, frames per video N', path, 'curve',

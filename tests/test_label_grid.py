@@ -30,7 +30,8 @@ def _start(cwd: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
        '--config.stage1.global_batch=4', '--config.stage2.global_batch=4',
        '--config.grid.retrain.stage1.global_batch=4', '--config.grid.retrain.stage2.global_batch=4',
        '--config.train.num_steps=2', '--config.eval.batch=16', '--config.eval.gallery=False',
-       f'--config.grid.labels={POINTS}', *args],
+       f'--config.grid.labels={POINTS}', f'--config.grid.spread_point={POINTS[1:-2]}',
+       '--config.grid.initialisations=2', *args],
       cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
@@ -80,13 +81,29 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
       config = json.loads((run / 'config.json').read_text())
       assert config['data']['root'].endswith(f'{point}/sparse/augment_{control}/posetrack18')
       assert config['stages'] == [1] and not (run / 'stage2').exists()
+  # The spread point: every retraining again with the next seed, on the same enlarged sets;
+  # each curve there is the mean of its initialisations' own scores.
+  base = json.loads((workdir / 'grid' / 'Vall_N2' / 'retrain' / 'config.json').read_text())
+  assert rows[0]['initialisations'] == 2
+  for curve, run, row in ((c, predictions[c].split('/')[0], predictions[c].split('/', 1)[1])
+                          for c in curves[1:]):
+    again = workdir / 'grid' / 'Vall_N2' / f'{run}_init1'
+    config = json.loads((again / 'config.json').read_text())
+    assert config['seed'] == base['seed'] + 1
+    assert config['data']['root'] == json.loads(
+        (workdir / 'grid' / 'Vall_N2' / run / 'config.json').read_text())['data']['root']
+    runs = [posetrack_map.evaluate(gt_dir, folder / row / 'predictions')['ap'][-1]
+            for folder in (workdir / 'grid' / 'Vall_N2' / run, again)]
+    assert rows[0][f'{curve} runs'] == runs, curve
+    assert rows[0][curve] == sum(runs) / 2, curve
   # One synthetic set and one stand-in for the whole grid; every run's stage 1 starts from it.
   assert sorted(p.name for p in (workdir / 'data').iterdir()) == [
       'posetrack18', 'stills', 'stills_posetrack18', 'stills_tfds', 'tfds']
-  for run in ('sparse', 'retrain', 'retrain_copy', 'retrain_ground_truth'):
+  for run in ('sparse', 'retrain', 'retrain_copy', 'retrain_ground_truth', 'retrain_init1',
+              'retrain_copy_init1', 'retrain_ground_truth_init1'):
     config = json.loads((workdir / 'grid' / 'Vall_N2' / run / 'config.json').read_text())
     assert config['stage1']['init'] == str(workdir / 'pretrain'), run
-  assert first.count('stage 1: backbone from') == 4
+  assert first.count('stage 1: backbone from') == 7
   assert (workdir / 'pretrain' / 'eval' / 'val' / 'results.json').is_file()
   assert not (workdir / 'grid' / 'Vall_N2' / 'sparse' / 'data').exists()
   png = workdir / 'grid' / 'label_grid.png'
@@ -99,7 +116,9 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
   assert text.strip() in first
   cells = next(line for line in text.splitlines() if line.startswith('| Vall_N2 |')).split('|')
   assert [c.strip() for c in cells[2:5]] == ['-1', '2', f'8 ({rows[0]["labeled_people"]})']
-  assert [c.strip() for c in cells[5:5 + len(curves)]] == [f'{rows[0][c]:.1f}' for c in curves]
+  assert [c.strip() for c in cells[5:5 + len(curves)]] == [
+      f'{rows[0]["baseline"]:.1f}', *(f'{rows[0][c]:.1f} ({min(rows[0][c + " runs"]):.1f}-'
+                                     f'{max(rows[0][c + " runs"]):.1f})' for c in curves[1:])]
   assert [line[1] for line in table[1:]] == [f'{rows[0][c]:.1f}' for c in curves]  # the CSV
   # The propagation columns: the release's scoring (every frame of the runs), then moved frames.
   propagated = json.loads((workdir / 'grid' / 'Vall_N2' / 'sparse' / 'propagate' / 'val' /
@@ -119,11 +138,11 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
 
 def test_running_it_again_redoes_nothing(grid):
   _, _, second = grid
-  # (sparse, retrain) x 2 stages, 2 controls, the stand-in
-  assert second.count('nothing to do') == 7
-  # eval, propagate, augment; 3 evals; the stand-in's
-  assert second.count('done before with this config') == 7
-  assert second.count('was written before') == 2  # the controls' sets
+  # (sparse, retrain, retrain_init1) x 2 stages, 2 controls x 2, the stand-in
+  assert second.count('nothing to do') == 11
+  # eval, propagate, augment; 3 evals x 2; the stand-in's
+  assert second.count('done before with this config') == 10
+  assert second.count('was written before') == 4  # the controls' sets, for each initialisation
   assert 'generating a synthetic' not in second and 'pretrain: generating' not in second
 
 
@@ -138,6 +157,32 @@ def test_bad_grid_points_are_refused_by_name():
     config.grid.controls = bad
     with pytest.raises(ValueError, match='config.grid.controls'):
       label_grid.controls(config)
+  points = [(12, 1), (6, 2)]
+  assert label_grid.spread(config, points) == ((12, 1), 3)  # synthetic_grid's
+  config.grid.spread_point = (6, 1)
+  with pytest.raises(ValueError, match=r'config.grid.spread_point \(6, 1\) is not one of'):
+    label_grid.spread(config, points)
+  config.grid.update(spread_point=(6, 2), initialisations=0)
+  with pytest.raises(ValueError, match='config.grid.initialisations must be an integer >= 1'):
+    label_grid.spread(config, points)
+  config.grid.update(spread_point=(), initialisations=3)
+  assert label_grid.spread(config, points) == (None, 1)
+
+
+def test_a_spread_cell_is_the_mean_and_range_of_its_initialisations(tmp_path):
+  row = {'point': 'V12_N1', 'labeled_videos': 12, 'labeled_frames_per_video': 1,
+         'labeled_frames': 12, 'labeled_people': 23, 'baseline': 53.1,
+         '+ PoseWarper augmentation': 50.0, '+ PoseWarper augmentation runs': [48.5, 50.5, 51.0],
+         '+ aggregation': 51.0}
+  table = label_grid.results_table([row], 'val')
+  cells = [c.strip() for c in table.splitlines()[-1].split('|')]
+  assert cells[5:8] == ['53.1', '50.0 (48.5-51.0)', '51.0']
+  figure = plots.label_grid(['V12_N1', 'V6_N2'], [12, 12],
+                            {'baseline': [53.1, 40.0], 'retrained': [50.0, 41.0]},
+                            tmp_path / 'figure.png', ranges={'retrained': [(48.5, 51.0), None]})
+  (bars,) = figure.axes[0].collections  # one error bar: the point with initialisations
+  ((_, low), (_, high)) = bars.get_segments()[0]
+  assert (low, high) == (48.5, 51.0)
 
 
 def test_the_sparse_and_retrain_configs():
