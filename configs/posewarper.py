@@ -268,17 +268,21 @@ def _posetrack17(config: ml_collections.ConfigDict) -> None:
 
 
 def _synthetic_grid(config: ml_collections.ConfigDict) -> None:
-  """The augmentation experiment on the quick start's synthetic videos (--mode=augment_grid):
-  twelve labeled frames either way, one in each of 12 videos and two in each of 6. Few videos,
-  because the generated people and backgrounds are alike enough that one frame in each of the
-  96 videos trains nearly as well as all their labels (docs/quickstart.md, section 5): labels
-  must be scarce for more of them to matter. The subset is about 23 people, one step of 16 per
-  epoch, so the sparse runs take 960 and 240 epochs; the enlarged set (each kept frame and its
-  six neighbours) about 8 steps per epoch, so 137 and 32: every network trains for about the
-  same number of steps as its sparse counterpart. Measured: docs/quickstart.md, section 5."""
+  """The augmentation experiment on the quick start's synthetic videos (--mode=augment_grid),
+  shaped like the paper's: labeled videos at N = 1 (12 and 24 of the 96), and N = 2 and 4 at a
+  small V (6); N = 1 at V = 6 would be about 11 people, less than one batch. Few videos, because
+  the generated people and backgrounds are alike enough that one frame in each of the 96 videos
+  trains nearly as well as all their labels (docs/quickstart.md, section 5): labels must be
+  scarce for more of them to matter. Epochs as the paper's, the same at every point: set for
+  the 12-frame points, whose subset is about 23 people, one step of 16 per epoch, so the sparse
+  runs take 960 and 240 epochs; the enlarged set (each kept frame and its six neighbours) about
+  8 steps per epoch, so 137 and 32: there every network trains for about the same number of
+  steps as its sparse counterpart, and the 24-frame points for about twice as many. The
+  retrainings at V12 N1 three times (grid.spread_point). Measured: docs/quickstart.md,
+  section 5."""
   _synthetic(config)
   config.after_training = ()
-  config.grid.labels = ((12, 1), (6, 2))
+  config.grid.labels = ((12, 1), (24, 1), (6, 2), (6, 4))
   config.grid.controls = ('copy', 'ground_truth')
   config.grid.update(spread_point=(12, 1), initialisations=3)
   config.stage1.update(num_epochs=960, lr_drop_epochs=(720,))
