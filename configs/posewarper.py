@@ -120,6 +120,10 @@ def _paper() -> ml_collections.ConfigDict:
       log_every=50,            # steps between console / metrics.jsonl / TensorBoard lines
       checkpoint_every=1000,   # steps between checkpoints (and at the end, and on SIGTERM)
       keep_checkpoints=3,
+      # How the step spreads over devices (posewarper_jax/parallel.py): 'pmap' over each
+      # process's devices, or 'jit' over a Mesh of every device with the batch sharded by
+      # NamedSharding (TPU pods, current JAX). The same step and checkpoints either way.
+      parallel='pmap',
   ))
   # run.py --mode=augment_grid (posewarper_jax/label_grid.py): the augmentation experiment of
   # spec 7 for each (V, N) in labels. Its sparse runs train with stage1 / stage2 above; the

@@ -1,14 +1,15 @@
-"""Training of both stages: a per-device step mapped with jax.pmap, Optax, Orbax resume.
+"""Training of both stages: a per-device step mapped with jax.pmap or jax.jit, Optax, Orbax
+resume.
 
     state = train_stage(config, workdir, stage=1)   # the single-frame HRNet (spec 2.1)
     state = train_stage(config, workdir, stage=2)   # the warping head on the frozen network
 
 The step (`train_step`) is written for one device: gradients, the loss and BatchNorm statistics
-are averaged over the named axis AXIS. `make_train_step` maps it with jax.pmap, the state
-passed and returned replicated (in_axes/out_axes None: no replicate/unreplicate round trips),
-the batch split over the local devices ([devices, per_device, ...], as the input pipeline
-delivers it). With several processes (jax.distributed), each feeds its own shard of the data
-and the collectives span every device.
+are averaged over the named axis AXIS. `make_train_step` maps it as config.train.parallel says
+(parallel.py): with jax.pmap over the local devices (the default), or with jax.jit over a Mesh
+of every device, the batch sharded by NamedSharding and the body under jax.shard_map; the state
+passed and returned replicated either way. With several processes (jax.distributed), each
+feeds its own shard of the data and the collectives span every device.
 
 Only one part of the network trains in a stage (TRAINABLE): the optimizer state covers that
 part alone, and the frozen part gets no gradient computation at all (stage 2 runs the backbone
@@ -40,14 +41,14 @@ import orbax.checkpoint as ocp
 from flax.training import train_state
 from jax.experimental import multihost_utils
 
-from posewarper_jax import checkpoints, config_checks, logs, paths
+from posewarper_jax import checkpoints, config_checks, logs, parallel, paths
 from posewarper_jax.data import source, transforms
 from posewarper_jax.data.pipeline import TrainingInput, epoch_size, training_dataset
 from posewarper_jax.models import PoseWarper, create_model, init_variables
 from tfds_posetrack.posetrack18 import FrameTable, sparse_labels
 from tfds_posetrack.posetrack18.keypoints import JOINT_SETS
 
-AXIS = 'batch'
+AXIS = parallel.AXIS
 TRAINABLE = checkpoints.TRAINABLE  # the parameter group each stage trains
 BACKBONE_BN = ('frozen', 'batch')
 # config.stage2.warp_input: what the head warps in training. 'prediction': frame B's heatmaps
@@ -72,8 +73,9 @@ _PREEMPTION_CHECK_EVERY = 10
 # Config fields a resumed run may change: when it stops, how it logs and saves, where it reads
 # the data from, what it does after training, and the fields of stages not trained yet.
 RESUMABLE = ('stages', 'after_training', 'eval', 'infer', 'train.num_steps', 'train.log_every',
-             'train.checkpoint_every', 'train.keep_checkpoints', 'data.num_workers', 'data.root',
-             'data.tfds_dir', 'model.head.remat', *config_checks.NOT_OF_A_RUN)
+             'train.checkpoint_every', 'train.keep_checkpoints', 'train.parallel',
+             'data.num_workers', 'data.root', 'data.tfds_dir', 'model.head.remat',
+             *config_checks.NOT_OF_A_RUN)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -197,25 +199,14 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], *, stage: int,
   return new_state, metrics
 
 
-def make_train_step(stage: int, backbone_bn: str = 'frozen',
-                    dtype: Any = jnp.float32) -> Callable:
-  """train_step mapped over the local devices: (state, batch [D, N, ...]) -> (state, metrics),
-  state and metrics replicated. The state's buffers are donated."""
+def make_train_step(stage: int, backbone_bn: str = 'frozen', dtype: Any = jnp.float32,
+                    layout: parallel.Layout | None = None) -> Callable:
+  """train_step mapped by `layout` (default: pmap over the local devices): (state, batch) ->
+  (state, metrics), state and metrics replicated, the batch as layout.batch gives it ([D, N,
+  ...] under pmap). The state's buffers are donated."""
   step = lambda state, batch: train_step(state, batch, stage=stage, backbone_bn=backbone_bn,
                                          dtype=dtype, axis_name=AXIS)
-  return jax.pmap(step, axis_name=AXIS, in_axes=(None, 0), out_axes=(None, None),
-                  donate_argnums=(0,))
-
-
-def on_local_devices(state: TrainState) -> TrainState:
-  """The state replicated on this process's devices, as the mapped step returns it.
-
-  The step is compiled for the kind of state it is given: host arrays (a fresh or restored
-  state) and the replicated device arrays it returns are two different keys, so a loop that
-  starts from host arrays compiles the whole step twice, at steps 1 and 2 (measured: 3 s of a
-  tiny run's 12). Placed like this, the first step's compilation serves the whole run."""
-  mesh = jax.sharding.Mesh(np.array(jax.local_devices()), (AXIS,))
-  return jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  return (layout or parallel.Layout.of('pmap')).step(step)
 
 
 # --- Initialization from earlier runs and converted checkpoints ---------------------------------
@@ -331,6 +322,7 @@ def _stage_settings(config, stage: int):
   if stage not in TRAINABLE:
     raise ValueError(f'config.stages: {stage} is not a stage (1 or 2)')
   settings = config[f'stage{stage}']
+  parallel.Layout.of(config.train.get('parallel', 'pmap'))  # ValueError naming the field
   if stage == 2 and settings.backbone_bn not in BACKBONE_BN:
     raise ValueError(f'config.stage2.backbone_bn must be one of {BACKBONE_BN}, '
                      f'got {settings.backbone_bn!r}')
@@ -448,11 +440,12 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
   print(f'stage {stage}: {total_steps} steps ({settings.num_epochs} epochs x {steps_per_epoch} '
         f'steps of {settings.global_batch}; {jax.device_count()} devices x {per_device}), '
         f'training {TRAINABLE[stage]} in {stage_dir}', flush=True)
+  layout = parallel.Layout.of(config.train.get('parallel', 'pmap'))
   p_step = make_train_step(stage, settings.get('backbone_bn', 'frozen'),
-                           jnp.dtype(config.model.dtype))
+                           jnp.dtype(config.model.dtype), layout)
   logger = logs.MetricLogger(stage_dir, total_steps, first_step, settings.global_batch,
                              prefix=f'[stage {stage}] ')
-  state = on_local_devices(state)
+  state = layout.state(state)
   pending: list[tuple[int, dict]] = []
 
   def seal() -> None:
@@ -473,7 +466,7 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
     with _Preemption() as preemption:
       for step in range(first_step + 1, total_steps + 1):
         batch = next(iterator)
-        state, metrics = p_step(state, device_batch(batch))
+        state, metrics = p_step(state, layout.batch(device_batch(batch)))
         pending.append((step, metrics))
         if step % config.train.log_every == 0 or step == total_steps:
           means = _check_finite(pending, manager_dir)

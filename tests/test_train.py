@@ -21,7 +21,7 @@ import numpy as np
 import optax
 import pytest
 
-from posewarper_jax import checkpoints, train
+from posewarper_jax import checkpoints, parallel, train
 from posewarper_jax.data import transforms
 from posewarper_jax.data.pipeline import epoch_size, training_dataset
 from posewarper_jax.data.synthetic import generate
@@ -167,6 +167,45 @@ def test_four_devices_equal_one_device_with_the_whole_batch(data_root, batches):
   with pytest.raises(AssertionError):
     for key in one_stats:
       assert_close_to_scale(unsynced_stats[key], one_stats[key], 1e-2, key)
+
+
+@pytest.mark.parametrize('stage', [1, 2])
+def test_jit_on_four_devices_equals_one_device_and_pmap(data_root, batches, stage):
+  """config.train.parallel='jit': the same step under jax.jit over a Mesh, the batch one array
+  sharded by NamedSharding. On four devices its loss, gradients, BatchNorm statistics and
+  parameters equal one device's with the whole batch (to float32's rounding of the sums'
+  order) and pmap's on the same four devices."""
+  config = tiny_config(data_root, stages=(stage,))
+  single = jax.sharding.Mesh(np.array(jax.devices()[:1]), (parallel.AXIS,))
+  layouts = {'jit, 4 devices': (parallel.Layout.of('jit'), 4),
+             'jit, 1 device': (parallel.Layout('jit', single), 1),
+             'pmap, 4 devices': (parallel.Layout.of('pmap'), 4)}
+
+  def update(layout, devices):
+    step = train.make_train_step(stage, layout=layout)
+    state = layout.state(_traced_state(config, stage))
+    new, metrics = step(state, layout.batch(_split(batches[0], devices)))
+    grads, params, stats = jax.device_get((new.opt_state.trace, new.params, new.batch_stats))
+    return float(metrics['loss']), _flat(grads), _flat(params), _flat(stats)
+
+  results = {name: update(*layout) for name, layout in layouts.items()}
+  assert results['jit, 4 devices'][0] > 0
+  for name, tolerance in (('jit, 1 device', 2e-2), ('pmap, 4 devices', 1e-5)):
+    loss, grads, params, stats = results[name]
+    jit_loss, jit_grads, jit_params, jit_stats = results['jit, 4 devices']
+    np.testing.assert_allclose(jit_loss, loss, rtol=1e-5, err_msg=name)
+    assert grads.keys() == jit_grads.keys()
+    for key in grads:
+      assert_close_to_scale(jit_grads[key], grads[key], tolerance, f'{name}: gradient{key}')
+    for key in params:
+      assert_close_to_scale(jit_params[key], params[key], tolerance, f'{name}: param{key}')
+    for key in stats:
+      assert_close_to_scale(jit_stats[key], stats[key], 1e-4, f'{name}: batch_stats{key}')
+
+
+def test_an_unknown_parallel_layout_is_refused_by_name():
+  with pytest.raises(ValueError, match=r"config.train.parallel must be one of \('pmap', 'jit'\)"):
+    parallel.Layout.of('pjit')
 
 
 def test_loss_falls_and_devices_stay_identical(data_root, batches):
@@ -453,6 +492,33 @@ def test_a_run_resumed_across_epochs_equals_an_uninterrupted_run(data_root, epoc
   assert _steps_logged(run) == list(range(1, STEPS + 1))
 
 
+def test_under_jit_a_resumed_run_is_exact_and_a_pmap_checkpoint_resumes(data_root, epochs_run,
+                                                                         tmp_path):
+  """config.train.parallel='jit' in the loop: stopped at step 5 and resumed, a run ends bitwise
+  where the uninterrupted jit run ends. A checkpoint written under pmap resumes under jit: its
+  first 5 steps are pmap's (epochs_run, the same losses), the rest follow jit's run (to
+  float32's rounding: the two compile the sums in different orders)."""
+  jit = lambda **fields: _epochs_config(data_root, parallel='jit', **fields)
+  straight, resumed, mixed = tmp_path / 'straight', tmp_path / 'resumed', tmp_path / 'mixed'
+  train.train_stage(jit(), straight, 1)
+  train.train_stage(jit(num_steps=5), resumed, 1)
+  assert _saved_steps(resumed) == [5]
+  train.train_stage(jit(), resumed, 1)
+  reference = _final(straight)
+  for key, x in _final(resumed).items():
+    np.testing.assert_array_equal(x, reference[key], err_msg=key)
+  assert _losses(resumed) == _losses(straight)
+
+  train.train_stage(_epochs_config(data_root, num_steps=5), mixed, 1)  # pmap
+  train.write_config(_epochs_config(data_root, num_steps=5), mixed)  # as the train mode does
+  train.check_resume(jit(), mixed)  # the layout is not the run's: no refusal
+  train.train_stage(jit(), mixed, 1)
+  pmap_losses, mixed_losses, jit_losses = _losses(epochs_run[0]), _losses(mixed), _losses(straight)
+  assert [mixed_losses[s] for s in range(1, 6)] == [pmap_losses[s] for s in range(1, 6)]
+  np.testing.assert_allclose([mixed_losses[s] for s in range(6, STEPS + 1)],
+                             [jit_losses[s] for s in range(6, STEPS + 1)], rtol=1e-3)
+
+
 def test_a_run_compiles_its_step_once(epochs_run):
   """The first step's compilation serves the whole run: given the host arrays of a fresh state,
   then the device arrays it returns, the mapped step traced (and compiled) twice."""
@@ -639,12 +705,14 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch_pair(workdir: pathlib.Path, data_root: pathlib.Path) -> list[subprocess.Popen]:
-  """run.py on _epochs_config as two processes x 2 CPU devices through jax.distributed."""
+def _launch_pair(workdir: pathlib.Path, data_root: pathlib.Path,
+                 *args: str) -> list[subprocess.Popen]:
+  """run.py on _epochs_config (and args) as two processes x 2 CPU devices through
+  jax.distributed."""
   port = _free_port()
   command = [sys.executable, str(ROOT / 'run.py'), '--config=configs/posewarper.py:synthetic',
              f'--workdir={workdir}', '--config.stages=(1,)', *tiny_overrides(data_root),
-             *EPOCH_OVERRIDES]
+             *EPOCH_OVERRIDES, *args]
   processes = []
   for index in range(2):
     env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f'localhost:{port}', JAX_NUM_PROCESSES='2',
@@ -730,3 +798,21 @@ def test_two_processes_agree_on_a_sigterm_to_one_and_resume_to_the_single_proces
       assert rms <= 3e-2 * largest_move, (key, rms / largest_move)
     else:
       assert_close_to_scale(final[key], x, 5e-2, key)
+
+
+def test_two_processes_under_jit_train_as_one(data_root, epochs_run, tmp_path):
+  """config.train.parallel='jit' over two processes x 2 CPU devices: one Mesh of the four, each
+  process's rows of the batch on its own devices. The losses are the single process's (step 1
+  to the rounding of a 4-term sum, as with pmap above; later steps to 1e-3)."""
+  multi = tmp_path / 'multi'
+  processes = _launch_pair(multi, data_root, '--config.train.parallel=jit')
+  outputs, report = _outputs(processes)
+  assert all(p.returncode == 0 for p in processes), report
+  assert 'process 1 of 2' in outputs[1] and '4 cpu devices' in outputs[0]
+  rows = {r['step']: r for r in _logged(multi / 'stage1' / 'metrics.jsonl')}
+  reference = {r['step']: r for r in _logged(epochs_run[0] / 'stage1' / 'metrics.jsonl')}
+  assert list(rows) == list(reference) == list(range(1, STEPS + 1))
+  for name in ('loss', 'grad_norm'):
+    np.testing.assert_allclose(rows[1][name], reference[1][name], rtol=1e-6, err_msg=name)
+  np.testing.assert_allclose([rows[s]['loss'] for s in rows],
+                             [reference[s]['loss'] for s in rows], rtol=1e-3)
