@@ -5,7 +5,10 @@ Set by hand (any launcher, or several processes on one machine):
     JAX_COORDINATOR_ADDRESS=host:port JAX_NUM_PROCESSES=N JAX_PROCESS_ID=i python run.py ...
 
 Under Slurm or Open MPI with more than one task, and on multi-host Cloud TPU, JAX finds these by
-itself. A single process does nothing here.
+itself. A single process does nothing here. On a TPU pod, the same command on every host, with
+the step under jax.jit over one Mesh of every device (posewarper_jax/parallel.py):
+
+    python run.py --config=configs/posewarper.py --workdir=/shared/w48 --config.train.parallel=jit
 """
 
 from __future__ import annotations
