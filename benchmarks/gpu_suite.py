@@ -14,6 +14,8 @@ killed part is recorded as such), in this order:
 - torch: the release's architecture in PyTorch (benchmarks/torch_reference.py, torchvision's
   CUDA deformable convolution) on the same GPU, same shapes and batches: the stage-2 step in
   float32 and under autocast bfloat16, the stage-1 step in float32;
+- stage2_jit: the float32 stage-2 step with config.train.parallel='jit' (jax.jit over a Mesh,
+  the batch sharded by NamedSharding), against stage2_float32's pmap;
 - input: the training input pipeline (384x288 crops of 1920x1080 JPEGs) with 14 Grain workers,
   against the stage-2 step's consumption measured above.
 
@@ -58,6 +60,7 @@ PARTS = {
     'stage2_bfloat16': 110,
     'stage1_float32': 100,
     'torch': 110,
+    'stage2_jit': 80,
     'input': 70,
 }
 INPUT_WORKERS = 14
@@ -153,20 +156,21 @@ def _initial_variables(config):
   return pickle.loads(path.read_bytes())
 
 
-def _step_part(stage: int, dtype: str, tiny: bool) -> dict:
+def _step_part(stage: int, dtype: str, tiny: bool, parallel: str = 'pmap') -> dict:
   import jax
 
   sys.path.insert(0, str(HERE))
   import train_step
 
   config = _config(tiny, dtype)
+  config.train.parallel = parallel
   warmup, repeats = _repeats(tiny)
   result = train_step.time_stage(config, stage, _batch_size(stage, tiny), None, warmup, repeats,
                                  census=True, variables=_initial_variables(config))
   kind = jax.devices()[0].device_kind
   peak = peak_tflops(kind, dtype)
   flops = result['flops_per_device']
-  result.update(stage=stage, dtype=dtype, device_kind=kind, peak_tflops=peak,
+  result.update(stage=stage, dtype=dtype, parallel=parallel, device_kind=kind, peak_tflops=peak,
                 mfu=(flops / result['step_s'] / (peak * 1e12)) if peak and flops else None)
   return result
 
@@ -181,6 +185,10 @@ def part_stage2_bfloat16(tiny: bool) -> dict:
 
 def part_stage1_float32(tiny: bool) -> dict:
   return _step_part(1, 'float32', tiny)
+
+
+def part_stage2_jit(tiny: bool) -> dict:
+  return _step_part(2, 'float32', tiny, parallel='jit')
 
 
 def part_census(tiny: bool) -> dict:
@@ -310,7 +318,7 @@ def markdown(results: dict) -> str:
   parts = results['parts']
   torch_rows = {(r['stage'], r['dtype'].split(' ')[0]): r
                 for r in parts.get('torch', {}).get('rows', [])}
-  for name in ('stage2_float32', 'stage2_bfloat16', 'stage1_float32'):
+  for name in ('stage2_float32', 'stage2_bfloat16', 'stage1_float32', 'stage2_jit'):
     r = parts.get(name)
     if not r or 'error' in r:
       lines.append(f'| {name} | | | {(r or {}).get("error", "not run")} | | | | | | | |')
@@ -318,11 +326,18 @@ def markdown(results: dict) -> str:
     t = torch_rows.get((r['stage'], r['dtype']))
     mfu = (f'{100 * r["mfu"]:.1f}% ({r["peak_tflops"]:.0f})' if r.get('mfu') else 'n/a')
     gflop = r['flops_per_device'] / 1e9 if r.get('flops_per_device') else None
+    mapped = ' (jit)' if r.get('parallel') == 'jit' else ''
     lines.append(
-        f'| stage {r["stage"]} | {r["dtype"]} | {r["samples"]} | {_fmt(r["step_s"], 4)} | '
+        f'| stage {r["stage"]}{mapped} | {r["dtype"]} | {r["samples"]} | {_fmt(r["step_s"], 4)} | '
         f'{_fmt(r["samples_per_s"], 1)} | {_fmt(r["compile_s"], 1)} | {_fmt(r["peak_gib"], 2)} '
         f'| {_fmt(gflop, 0)} | {mfu} | {_fmt(t and t["samples_per_s"], 1)} | '
         f'{_fmt(t and r["samples_per_s"] / t["samples_per_s"], 2)}{"x" if t else ""} |')
+  pmap, jit = parts.get('stage2_float32', {}), parts.get('stage2_jit', {})
+  if 'step_s' in pmap and 'step_s' in jit:
+    lines += ['', f'The stage-2 float32 step under jit + NamedSharding: {jit["step_s"]:.4f} s '
+              f'against pmap\'s {pmap["step_s"]:.4f} s ({pmap["step_s"] / jit["step_s"]:.2f}x '
+              f'pmap\'s speed); compile {_fmt(jit["compile_s"], 1)} s against '
+              f'{_fmt(pmap["compile_s"], 1)} s.']
   deform = parts.get('deform', {})
   if deform.get('rows'):
     lines += ['', f'Deformable convolution, {deform["shape"]} (N, H, W, C), 17 offset groups, '

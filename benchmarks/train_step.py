@@ -1,8 +1,9 @@
 """Benchmark of the training steps of posewarper_jax.train, as run.py runs them.
 
-The step timed is `train.make_train_step` (the pmap'd step with Adam, the loss, BatchNorm
-statistics synced over the devices), on uint8 frames the way the input pipeline delivers them,
-so normalization on the device is included. The input pipeline is not: it runs in other
+The step timed is `train.make_train_step` (the step with Adam, the loss, BatchNorm statistics
+synced over the devices, mapped as config.train.parallel says: pmap, or jit over a Mesh), on
+uint8 frames the way the input pipeline delivers them, so normalization on the device and the
+copy of the batch to the devices are included. The input pipeline is not: it runs in other
 processes and has its own benchmark (benchmarks/input_pipeline.py).
 
 - stage 1: the single-frame HRNet, every backbone parameter trained; seconds per crop.
@@ -20,6 +21,8 @@ we are faster).
     python benchmarks/train_step.py                                    # W48 384x288, batch 2
     python benchmarks/train_step.py --config=configs/posewarper.py:synthetic --per_device_batch=16
     python benchmarks/train_step.py --per_device_batch=8 --stages=2   # on a GPU
+    python benchmarks/train_step.py --config.train.parallel=jit        # the jit + sharding step
+    python benchmarks/train_step.py --parallel=pmap,jit               # both, in the same run
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from absl import app, flags
 from common import median_ms
 from ml_collections import config_flags
 
-from posewarper_jax import train
+from posewarper_jax import parallel, train
 from posewarper_jax.data import transforms
 from posewarper_jax.models import create_model, init_variables, num_params
 from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
@@ -55,6 +58,9 @@ _REPEATS = flags.DEFINE_integer('repeats', 5, 'timed steps (the median is printe
 _PLAIN = flags.DEFINE_boolean('plain', False, 'also time the step without the speed rewrites '
                               '(common.plain_formulation), in the same run')
 _NO_TORCH = flags.DEFINE_boolean('no_torch', False, 'skip the PyTorch reference')
+_PARALLEL = flags.DEFINE_list('parallel', [], 'time the step under each of these layouts '
+                              '(config.train.parallel: pmap, jit), one after the other in the '
+                              'same run; default: the config\'s')
 _EPOCH_PAIRS = flags.DEFINE_integer('epoch_pairs', 17_790 * 5, 'labeled people per epoch of '
                                     'PoseTrack18 train (default: 17,790 frames x 5, assumed)')
 
@@ -108,21 +114,29 @@ def step_flops(compiled) -> float | None:
   return float(flops) if flops is not None and flops > 0 else None
 
 
+def layout_of(config) -> parallel.Layout:
+  """The devices' layout run.py trains with (config.train.parallel)."""
+  return parallel.Layout.of(config.train.get('parallel', 'pmap'))
+
+
 def compile_step(config, stage: int, per_device: int, variables=None):
-  """(compiled step, its state, a random batch [devices, per_device, ...], compile seconds):
-  run.py's training step of `stage` compiled ahead of time for this backend. variables: the
-  model's initial variables (default: init_variables, tens of seconds for W48)."""
+  """(compiled step, its state, a random batch [devices, per_device, ...] as the pipeline gives
+  it, compile seconds): run.py's training step of `stage`, mapped as config.train.parallel
+  says, compiled ahead of time for this backend; the compiled step takes
+  layout_of(config).batch(batch). variables: the model's initial variables (default:
+  init_variables, tens of seconds for W48)."""
   settings = config[f'stage{stage}']
   model = create_model(config, bn_axis_name=train.AXIS)
   tx, _ = train.make_optimizer(settings, config.train, steps_per_epoch=1000)
   if variables is None:
     variables = init_variables(model, config.seed, tuple(config.image_size))
-  state = train.create_train_state(model, variables, tx, stage, config.seed)
+  layout = layout_of(config)
+  state = layout.state(train.create_train_state(model, variables, tx, stage, config.seed))
   step = train.make_train_step(stage, settings.get('backbone_bn', 'frozen'),
-                               jnp.dtype(config.model.dtype))
+                               jnp.dtype(config.model.dtype), layout)
   batch = _batch(config, stage, jax.local_device_count(), per_device)
   start = time.perf_counter()
-  compiled = step.lower(state, batch).compile()
+  compiled = step.lower(state, layout.batch(batch)).compile()
   return compiled, state, batch, time.perf_counter() - start
 
 
@@ -139,13 +153,14 @@ def time_stage(config, stage: int, per_device: int, reference=None, warmup: int 
   repeats = _REPEATS.value if repeats is None else repeats
   # Ahead of time: the cost analysis and the timed runs share one compile.
   compiled, state, batch, compile_s = compile_step(config, stage, per_device, variables)
+  place = layout_of(config).batch
   devices = jax.local_device_count()
   flops = step_flops(compiled)
   ops = common.hlo_census(compiled.as_text()) if census else None
   holder = [state]
 
   def run():
-    holder[0], metrics = compiled(holder[0], batch)
+    holder[0], metrics = compiled(holder[0], place(batch))
     jax.block_until_ready(metrics)
 
   step_ms = median_ms(run, warmup, repeats)
@@ -167,8 +182,9 @@ def main(argv):
   h, w = config.image_size
   print(f'# PoseWarper training step: backbone {model_cfg.backbone.to_dict()}, head '
         f'{model_cfg.head.to_dict()}, {model_cfg.dtype}, remat {model_cfg.head.get("remat")}')
-  print(f'# {h}x{w} crops, {jax.local_device_count()} device(s) x {per_device} per device; '
-        f'stage-2 backbone BatchNorm {config.stage2.backbone_bn!r}')
+  print(f'# {h}x{w} crops, {jax.local_device_count()} device(s) x {per_device} per device, '
+        f'the step under {config.train.parallel}; stage-2 backbone BatchNorm '
+        f'{config.stage2.backbone_bn!r}')
   print(f'# {common.machine_line()}')
   print(f'# medians of {_REPEATS.value} steps after {_WARMUP.value} warm-up (and the compiling '
         'step); per sample = per crop (stage 1) or per pair (stage 2)')
@@ -187,18 +203,21 @@ def main(argv):
   print('| stage | trained params | batch | step s | s per sample | samples/s | compile s '
         '| peak GiB | epoch h | PyTorch s per sample | PyTorch / ours |')
   print('|---|---|---|---|---|---|---|---|---|---|---|')
-  runs = [(stage, plain) for stage in map(int, _STAGES.value)
-          for plain in ((False, True) if _PLAIN.value else (False,))]
-  for stage, plain in runs:
+  layouts = _PARALLEL.value or [config.train.parallel]
+  runs = [(stage, plain, layout) for stage in map(int, _STAGES.value)
+          for plain in ((False, True) if _PLAIN.value else (False,)) for layout in layouts]
+  for stage, plain, layout in runs:
+    run_config = config.copy_and_resolve_references()
+    run_config.train.parallel = layout
     with common.plain_formulation() if plain else contextlib.nullcontext():
-      r = time_stage(config, stage, per_device, ref[0] if ref is not None else None)
+      r = time_stage(run_config, stage, per_device, ref[0] if ref is not None else None)
     peak = f'{r["peak_gib"]:.2f}' if r['peak_gib'] is not None else 'n/a'
     epoch_h = _EPOCH_PAIRS.value * r['per_sample_s'] / 3600
     theirs = ['n/a', 'n/a']
     if r['torch_step_s'] is not None:
       ratio = r['torch_step_s'] / r['step_s']
       theirs = [f'{r["torch_step_s"] / r["samples"]:.4f}', f'{ratio:.2f}x']
-    label = f'{stage} (plain)' if plain else str(stage)
+    label = f'{stage}{" (plain)" if plain else ""}{f" ({layout})" if len(layouts) > 1 else ""}'
     print(f'| {label} | {r["trained"]:,} | {r["samples"]} | {r["step_s"]:.3f} | '
           f'{r["per_sample_s"]:.4f} | {r["samples_per_s"]:.2f} | {r["compile_s"]:.1f} | {peak} '
           f'| {epoch_h:.2f} | {theirs[0]} | {theirs[1]} |', flush=True)
