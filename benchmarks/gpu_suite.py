@@ -1,6 +1,6 @@
 """The GPU suite (issue 20): every speed the project promises, measured in one command.
 
-    bash benchmarks/gpu_suite.sh OUT              # on the lent GPU: carried wheels, then this
+    bash benchmarks/gpu_suite.sh OUT              # on a GPU machine: .whl/'s wheels, then this
     python benchmarks/gpu_suite.py --out OUT --tiny   # the dry run on a CPU, tiny shapes
 
 Parts, each in its own process under its own time limit (one slow part cannot eat the rest; a

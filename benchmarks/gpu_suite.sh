@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The GPU suite on the lent machine, in one call (issue 20; benchmarks/gpu_suite.py says what it
-# measures):
+# The GPU suite on a GPU machine, in one command of under 10 minutes (issue 20;
+# benchmarks/gpu_suite.py says what it measures):
 #
-#   bash benchmarks/gpu_wheels.sh             # here, once: the packages the GPU image lacks
-#   run(command='bash benchmarks/gpu_suite.sh $OUT/suite', carry=['.whl'], timeout_s=600)
+#   bash benchmarks/gpu_wheels.sh     # on a machine with the package index: what the image lacks
+#   bash benchmarks/gpu_suite.sh OUT  # on the GPU machine (it may be offline), .whl/ copied along
 #
-# The image has JAX, flax, optax, orbax, OpenCV, torch and torchvision; what it lacks travels in
-# .whl/ and is installed into /tmp/site (nothing on the image is replaced). Then the suite runs
-# under its deadline (default 540 s, inside run's 600) and writes OUT/results.{json,md}.
+# An image with JAX, flax, optax, orbax, OpenCV, torch and torchvision is assumed; what it lacks
+# comes as wheels in .whl/ and is installed into /tmp/site (nothing on the image is replaced).
+# Then the suite runs under its deadline (default 540 s) and writes OUT/results.{json,md}.
 set -euo pipefail
 out=${1:?usage: bash benchmarks/gpu_suite.sh OUT [gpu_suite.py arguments]}
 shift

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Downloads into .whl/ (git-ignored) the wheels the GPU machine's image lacks, at the versions of
-# requirements.lock, for CPython 3.12 on x86-64 Linux: what benchmarks/gpu_suite.sh installs
-# there. The image's own packages (JAX, flax, optax, orbax, numpy, OpenCV, torch, protobuf,
-# etils, absl, ...: /work/.library/device/KINDS.md) are not carried.
+# Downloads into .whl/ (git-ignored) the wheels a GPU image with JAX and PyTorch lacks, at the
+# versions of requirements.lock, for CPython 3.12 on x86-64 Linux: what benchmarks/gpu_suite.sh
+# installs there, so that the GPU machine needs no package index. The image's own packages (JAX,
+# flax, optax, orbax, numpy, OpenCV, torch, protobuf, etils, absl, ...) are not downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
