@@ -95,15 +95,20 @@ def label_grid(points: Sequence[str], labels: Sequence[int], curves: dict[str, S
   figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout='constrained')
   canvas = FigureCanvasAgg(figure)
   axes = figure.add_subplot()
-  x = range(len(order))
-  for curve, y in values.items():
+  # With ranges, each curve stands a little to the side of the point, so that error bars of
+  # close values do not hide each other.
+  dodge = 0.06 if ranges else 0.0
+  for k, (curve, y) in enumerate(values.items()):
+    x = [j + dodge * (k - (len(values) - 1) / 2) for j in range(len(order))]
     axes.plot(x, [v if math.isfinite(v) else math.nan for v in y], marker='o', linewidth=2,
               color=colours[curve], label=curve)
     spans = [ranges[curve][i] for i in order] if curve in ranges else [None] * len(order)
     bars = [j for j, span in enumerate(spans) if span is not None and math.isfinite(y[j])]
     if bars:
-      axes.errorbar(bars, [y[j] for j in bars], fmt='none', ecolor=colours[curve], capsize=4,
+      axes.errorbar([x[j] for j in bars], [y[j] for j in bars], fmt='none',
+                    ecolor=colours[curve], capsize=4,
                     yerr=[[y[j] - spans[j][0] for j in bars], [spans[j][1] - y[j] for j in bars]])
+  x = range(len(order))
   axes.set_xticks(x, [f'{points[i]}\n{labels[i]} frames' for i in order])
   axes.set_xlim(-0.5, max(len(order), 1) - 0.5)
   _finish(canvas, axes, 'grid point: labeled videos V, frames per video N', path, 'curve',

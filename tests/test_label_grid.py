@@ -181,8 +181,11 @@ def test_a_spread_cell_is_the_mean_and_range_of_its_initialisations(tmp_path):
                             {'baseline': [53.1, 40.0], 'retrained': [50.0, 41.0]},
                             tmp_path / 'figure.png', ranges={'retrained': [(48.5, 51.0), None]})
   (bars,) = figure.axes[0].collections  # one error bar: the point with initialisations
-  ((_, low), (_, high)) = bars.get_segments()[0]
+  ((x_low, low), (x_high, high)) = bars.get_segments()[0]
   assert (low, high) == (48.5, 51.0)
+  # Beside the other curve's point, on its own curve's: bars of close values stay apart.
+  baseline, retrained = figure.axes[0].get_lines()[:2]
+  assert x_low == x_high == retrained.get_xdata()[0] != baseline.get_xdata()[0]
 
 
 def test_the_sparse_and_retrain_configs():
