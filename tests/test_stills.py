@@ -232,10 +232,10 @@ def test_left_side_is_lighter():
 
 
 def test_limb_code_colours_the_limbs_as_the_videos_do_and_leaves_the_rest():
-  """limb_code=1: each arm and leg segment in the videos' colour for it (synthetic._LIMBS),
+  """limb_code=1: each arm and leg segment in the videos' colour for it (synthetic.LIMBS),
   at the segment's middle, each person drawn alone; 0: the clothes'. The same people, poses
   and labels either way (the share draws nothing)."""
-  colours = {(a, b): np.array(c) for a, b, c, _ in synthetic._LIMBS}
+  colours = {(a, b): np.array(c) for a, b, c, _ in synthetic.LIMBS}
   distances = {0.0: [], 1.0: []}
   for code in distances:
     for s in stills.make_stills(**{**SMALL, 'num_images': 20, 'limb_code': code}):

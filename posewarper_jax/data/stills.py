@@ -76,8 +76,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from posewarper_jax.data.synthetic import _LIMBS as _VIDEO_LIMBS
-from posewarper_jax.data.synthetic import _ONE, _SHIFT, _limb_dir, _pt, _scale, sequence_name
+from posewarper_jax.data.drawing import ONE, SHIFT, pt
+from posewarper_jax.data.synthetic import LIMBS as _VIDEO_LIMBS
+from posewarper_jax.data.synthetic import frame_scale, limb_dir, sequence_name
 from tfds_posetrack.posetrack18 import keypoints as kp
 from tfds_posetrack.posetrack18.formats import image_id as posetrack_image_id
 
@@ -208,12 +209,12 @@ def _posed_body(rng: np.random.Generator) -> np.ndarray:
     ab_r, fw_r, kn_r = legs[k ^ swap]
     ab, fw = _u(rng, ab_r), _u(rng, fw_r)
     p[hip] = (side * _HIP_HALF, 0.0, 0.0)
-    p[kn] = p[hip] + _THIGH * _limb_dir(side, ab, fw)
+    p[kn] = p[hip] + _THIGH * limb_dir(side, ab, fw)
     # The knee bends in the leg's swing plane only (a hinge), backwards.
-    p[an] = p[kn] + _SHIN * _limb_dir(side, 0.7 * ab, fw - _u(rng, kn_r))
+    p[an] = p[kn] + _SHIN * limb_dir(side, 0.7 * ab, fw - _u(rng, kn_r))
     p[toe] = p[an] + (0.0, 0.015, 0.075)
     ab_r, fw_r, el_r, bend = _ARMS[styles[k]]
-    upper = _limb_dir(side, _u(rng, ab_r), _u(rng, fw_r))
+    upper = limb_dir(side, _u(rng, ab_r), _u(rng, fw_r))
     if bend is None:
       bend = (rng.uniform(0, 1), rng.uniform(-1, 0.5), rng.uniform(0, 1))
     # The elbow (a hinge, 0 to 2.5 rad) turns the forearm from the upper arm towards `bend`.
@@ -430,7 +431,7 @@ def _bricks(img: np.ndarray, rng: np.random.Generator, scale: float) -> None:
 
 def background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
   """A random scene of one of BACKGROUNDS: [height, width, 3] uint8 BGR."""
-  scale = _scale(width, height)
+  scale = frame_scale(width, height)
   img = np.zeros((height, width, 3), np.float32)
   kind = str(rng.choice(BACKGROUNDS, p=(0.4, 0.3, 0.15, 0.15)))
   if kind == 'indoor':
@@ -486,11 +487,11 @@ def _capsule(img: np.ndarray, mask: np.ndarray, label: int, a: np.ndarray, b: np
                                 (mask, outline, label, cv2.LINE_8)):
     ga, gb = ra + grow, rb + grow
     if length > 1e-6:
-      quad = np.array([_pt(*(a + ga * n)), _pt(*(b + gb * n)), _pt(*(b - gb * n)),
-                       _pt(*(a - ga * n))], np.int32)
-      cv2.fillConvexPoly(target, quad, col, aa, _SHIFT)
+      quad = np.array([pt(*(a + ga * n)), pt(*(b + gb * n)), pt(*(b - gb * n)),
+                       pt(*(a - ga * n))], np.int32)
+      cv2.fillConvexPoly(target, quad, col, aa, SHIFT)
     for centre, r in ((a, ga), (b, gb)):
-      cv2.circle(target, _pt(*centre), max(1, round(r * _ONE)), col, -1, aa, _SHIFT)
+      cv2.circle(target, pt(*centre), max(1, round(r * ONE)), col, -1, aa, SHIFT)
 
 
 def _ellipse(img: np.ndarray, mask: np.ndarray | None, label: int, centre: np.ndarray,
@@ -502,8 +503,8 @@ def _ellipse(img: np.ndarray, mask: np.ndarray | None, label: int, centre: np.nd
   if mask is not None:
     steps.append((mask, outline, label, cv2.LINE_8))
   for target, grow, col, aa in steps:
-    size = (max(1, round((axes[0] + grow) * _ONE)), max(1, round((axes[1] + grow) * _ONE)))
-    cv2.ellipse(target, _pt(*centre), size, angle, 0, 360, col, -1, aa, _SHIFT)
+    size = (max(1, round((axes[0] + grow) * ONE)), max(1, round((axes[1] + grow) * ONE)))
+    cv2.ellipse(target, pt(*centre), size, angle, 0, 360, col, -1, aa, SHIFT)
 
 
 def _draw_person(img: np.ndarray, mask: np.ndarray, label: int, person: Person) -> None:
@@ -538,12 +539,12 @@ def _draw_person(img: np.ndarray, mask: np.ndarray, label: int, person: Person) 
       _, a, b, ra, rb, colour = item
       _capsule(img, mask, label, xy[a], xy[b], ra, rb, colour, outline)
     elif item[0] == 'torso':
-      hull = cv2.convexHull(np.array([_pt(*xy[i]) for i in _TORSO], np.int32))
-      cv2.fillConvexPoly(img, hull, dress.shirt, cv2.LINE_AA, _SHIFT)
+      hull = cv2.convexHull(np.array([pt(*xy[i]) for i in _TORSO], np.int32))
+      cv2.fillConvexPoly(img, hull, dress.shirt, cv2.LINE_AA, SHIFT)
       cv2.polylines(img, [hull], True, _dark(dress.shirt), max(1, round(outline)), cv2.LINE_AA,
-                    _SHIFT)
-      cv2.fillConvexPoly(mask, hull, label, cv2.LINE_8, _SHIFT)
-      cv2.polylines(mask, [hull], True, label, max(1, round(outline)), cv2.LINE_8, _SHIFT)
+                    SHIFT)
+      cv2.fillConvexPoly(mask, hull, label, cv2.LINE_8, SHIFT)
+      cv2.polylines(mask, [hull], True, label, max(1, round(outline)), cv2.LINE_8, SHIFT)
     else:
       _draw_head(img, mask, label, person, outline)
 

@@ -69,6 +69,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from posewarper_jax.data.drawing import ONE, SHIFT, pt
 from tfds_posetrack.posetrack18 import keypoints as kp
 from tfds_posetrack.posetrack18 import layouts
 from tfds_posetrack.posetrack18.formats import image_id
@@ -79,11 +80,6 @@ LABEL_STRIDE = 4  # val / test also label every 4th frame
 JPEG_QUALITY = 90
 BLURRED_FRAMES = 0.12  # the share of frames blurred by camera shake or defocus
 OCCLUDER_EVERY = 25  # frames per foreground occluder, on average
-
-# Sub-pixel drawing: cv2 takes fixed-point coordinates with this many fractional bits, so that the
-# figures are drawn where the (float) keypoints say, not rounded to whole pixels.
-_SHIFT = 4
-_ONE = 1 << _SHIFT
 
 # Body model, in units of the body height h (pelvis centre at the origin; x to the person's left,
 # y down, z forward). At rotation theta = 0 the person faces the camera, so their left side is on
@@ -99,7 +95,7 @@ _THIGH, _SHIN = 0.245, 0.245
 
 # BGR limb colours: saturated, left limbs warm and right limbs cool, so that a network can tell
 # left from right (and a flip test can tell them apart). Backgrounds are kept desaturated.
-_LIMBS: tuple[tuple[int, int, tuple[int, int, int], float], ...] = (
+LIMBS: tuple[tuple[int, int, tuple[int, int, int], float], ...] = (
     # (joint a, joint b, colour, thickness in units of h)
     (5, 7, (30, 30, 225), 0.050),     # left upper arm: red
     (7, 9, (20, 150, 255), 0.040),    # left forearm: orange
@@ -189,20 +185,20 @@ def _body(p: Person, t: int) -> tuple[np.ndarray, float]:
     a = -p.arm_swing * swing
     b = 0.12 + p.arm_raise * rise
     e = p.elbow_bend * (0.6 + 0.4 * math.sin(phase + side))
-    j[el] = j[sh] + _UPPER_ARM * _limb_dir(side, b, a)
-    j[wr] = j[el] + _FOREARM * _limb_dir(side, b, a + e)
+    j[el] = j[sh] + _UPPER_ARM * limb_dir(side, b, a)
+    j[wr] = j[el] + _FOREARM * limb_dir(side, b, a + e)
     a = p.leg_swing * swing
     b = 0.03 + p.leg_spread * rise
     k = p.knee_bend * (0.5 + 0.5 * math.sin(phase * side + 1.2)) + 0.05
     j[hip] = (side * _HIP_HALF, 0.0, 0.0)
-    j[kn] = j[hip] + _THIGH * _limb_dir(side, b, a)
-    j[an] = j[kn] + _SHIN * _limb_dir(side, b, a - k)
+    j[kn] = j[hip] + _THIGH * limb_dir(side, b, a)
+    j[an] = j[kn] + _SHIN * limb_dir(side, b, a - k)
   # Walking bob: the pelvis is highest at mid-stance.
   j[:, 1] -= 0.012 * abs(math.cos(phase))
   return j, p.theta0 + p.omega * t
 
 
-def _limb_dir(side: float, abduction: float, forward: float) -> np.ndarray:
+def limb_dir(side: float, abduction: float, forward: float) -> np.ndarray:
   """Unit direction of a limb hanging down, abducted sideways, then swung forward (+z)."""
   c = math.cos(abduction)
   return np.array([side * math.sin(abduction), c * math.cos(forward), c * math.sin(forward)])
@@ -242,7 +238,7 @@ class Video:
   @property
   def scale(self) -> float:
     """Pixel sizes and speeds relative to a 384x288 frame."""
-    return _scale(self.width, self.height)
+    return frame_scale(self.width, self.height)
 
   @property
   def t_mid(self) -> float:
@@ -465,10 +461,10 @@ class Occluder:
     if x + reach < 0 or x - reach > width:
       return
     dx = self.tilt * height / 2
-    quad = np.array([_pt(x - dx - self.width / 2, 0), _pt(x - dx + self.width / 2, 0),
-                     _pt(x + dx + self.width / 2, height), _pt(x + dx - self.width / 2, height)],
+    quad = np.array([pt(x - dx - self.width / 2, 0), pt(x - dx + self.width / 2, 0),
+                     pt(x + dx + self.width / 2, height), pt(x + dx - self.width / 2, height)],
                     np.int32)
-    cv2.fillConvexPoly(img, quad, self.colour, cv2.LINE_AA, _SHIFT)
+    cv2.fillConvexPoly(img, quad, self.colour, cv2.LINE_AA, SHIFT)
 
 
 def _blur(img: np.ndarray, kind: str, amount: float, angle: float) -> np.ndarray:
@@ -478,14 +474,10 @@ def _blur(img: np.ndarray, kind: str, amount: float, angle: float) -> np.ndarray
   size = int(math.ceil(amount)) | 1
   kernel = np.zeros((size, size), np.float32)
   c, half = size // 2, (amount - 1) / 2
-  cv2.line(kernel, _pt(c - half * math.cos(angle), c - half * math.sin(angle)),
-           _pt(c + half * math.cos(angle), c + half * math.sin(angle)), 1.0, 1, cv2.LINE_AA,
-           _SHIFT)
+  cv2.line(kernel, pt(c - half * math.cos(angle), c - half * math.sin(angle)),
+           pt(c + half * math.cos(angle), c + half * math.sin(angle)), 1.0, 1, cv2.LINE_AA,
+           SHIFT)
   return cv2.filter2D(img, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
-
-
-def _pt(x: float, y: float) -> tuple[int, int]:
-  return int(round(x * _ONE)), int(round(y * _ONE))
 
 
 def _draw_person(img: np.ndarray, pose: Pose, person: Person) -> None:
@@ -493,36 +485,36 @@ def _draw_person(img: np.ndarray, pose: Pose, person: Person) -> None:
   h = pose.height
   j, d = pose.joints, pose.depth
   items: list[tuple[float, int, Any]] = []
-  for k, (a, b, _, thick) in enumerate(_LIMBS):
+  for k, (a, b, _, thick) in enumerate(LIMBS):
     items.append(((d[a] + d[b]) / 2, k, ('limb', a, b, person.limb_colours[k], thick)))
   items.append((0.0, 100, ('torso',)))
   items.append((0.001, 101, ('head',)))
   for _, _, item in sorted(items, key=lambda i: (i[0], i[1])):
     if item[0] == 'limb':
       _, a, b, colour, thick = item
-      cv2.line(img, _pt(*j[a]), _pt(*j[b]), colour, max(1, round(thick * h)), cv2.LINE_AA,
-               _SHIFT)
+      cv2.line(img, pt(*j[a]), pt(*j[b]), colour, max(1, round(thick * h)), cv2.LINE_AA,
+               SHIFT)
     elif item[0] == 'torso':
       pelvis = (j[11] + j[12]) / 2
       chest = (j[5] + j[6]) / 2
-      quad = np.array([_pt(*j[5]), _pt(*j[6]), _pt(*j[12]), _pt(*j[11])], np.int32)
-      cv2.fillConvexPoly(img, quad, person.torso_colour, cv2.LINE_AA, _SHIFT)
+      quad = np.array([pt(*j[5]), pt(*j[6]), pt(*j[12]), pt(*j[11])], np.int32)
+      cv2.fillConvexPoly(img, quad, person.torso_colour, cv2.LINE_AA, SHIFT)
       # The torso keeps some width in a side view, where the quad collapses.
-      cv2.line(img, _pt(*chest), _pt(*pelvis), person.torso_colour, max(1, round(0.11 * h)),
-               cv2.LINE_AA, _SHIFT)
-      cv2.line(img, _pt(*j[1]), _pt(*chest), person.skin_colour, max(1, round(0.04 * h)),
-               cv2.LINE_AA, _SHIFT)
+      cv2.line(img, pt(*chest), pt(*pelvis), person.torso_colour, max(1, round(0.11 * h)),
+               cv2.LINE_AA, SHIFT)
+      cv2.line(img, pt(*j[1]), pt(*chest), person.skin_colour, max(1, round(0.04 * h)),
+               cv2.LINE_AA, SHIFT)
     else:
       hx, hy, r = pose.head
-      cv2.circle(img, _pt(hx, hy), int(round(r * _ONE)), person.skin_colour, -1, cv2.LINE_AA,
-                 _SHIFT)
+      cv2.circle(img, pt(hx, hy), int(round(r * ONE)), person.skin_colour, -1, cv2.LINE_AA,
+                 SHIFT)
       hair = tuple(0.35 * c for c in person.skin_colour)
       if pose.facing > 0:  # a face: the nose, marked dark
-        cv2.circle(img, _pt(*j[0]), int(round(0.018 * h * _ONE)), hair, -1, cv2.LINE_AA,
-                   _SHIFT)
+        cv2.circle(img, pt(*j[0]), int(round(0.018 * h * ONE)), hair, -1, cv2.LINE_AA,
+                   SHIFT)
       else:  # the back of the head: hair
-        cv2.circle(img, _pt(hx, hy - 0.1 * r), int(round(0.8 * r * _ONE)), hair, -1,
-                   cv2.LINE_AA, _SHIFT)
+        cv2.circle(img, pt(hx, hy - 0.1 * r), int(round(0.8 * r * ONE)), hair, -1,
+                   cv2.LINE_AA, SHIFT)
 
 
 def _draw_crowd(img: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator,
@@ -540,9 +532,9 @@ def _draw_crowd(img: np.ndarray, box: tuple[int, int, int, int], rng: np.random.
     neck = (cx, feet - 0.82 * h)
     for a, b in ((hip, neck), (hip, (cx - 0.1 * h, feet)), (hip, (cx + 0.1 * h, feet)),
                  (neck, (cx - 0.15 * h, feet - 0.5 * h)), (neck, (cx + 0.15 * h, feet - 0.5 * h))):
-      cv2.line(img, _pt(*a), _pt(*b), col, t, cv2.LINE_AA, _SHIFT)
-    cv2.circle(img, _pt(cx, feet - 0.9 * h), int(round(0.09 * h * _ONE)), col, -1, cv2.LINE_AA,
-               _SHIFT)
+      cv2.line(img, pt(*a), pt(*b), col, t, cv2.LINE_AA, SHIFT)
+    cv2.circle(img, pt(cx, feet - 0.9 * h), int(round(0.09 * h * ONE)), col, -1, cv2.LINE_AA,
+               SHIFT)
 
 
 def _jitter(rng: np.random.Generator, colour: Sequence[int], amount: float) -> tuple[int, ...]:
@@ -579,16 +571,16 @@ def _make_person(rng: np.random.Generator, track_id: int, nframes: int, width: i
       raise_freq=2 * math.pi / rng.uniform(12, 30),
       torso_colour=_jitter(rng, rng.uniform(30, 230, 3), 0),
       skin_colour=_jitter(rng, (150, 180, 225), 25),
-      limb_colours=tuple(_jitter(rng, c, 12) for _, _, c, _ in _LIMBS))
+      limb_colours=tuple(_jitter(rng, c, 12) for _, _, c, _ in LIMBS))
 
 
-def _scale(width: int, height: int) -> float:
+def frame_scale(width: int, height: int) -> float:
   return math.sqrt(width * height / (384 * 288))
 
 
 def _make_video(rng: np.random.Generator, split: str, number: int, nframes: int, width: int,
                 height: int, max_people: int, crowd_prob: float) -> Video:
-  scale = _scale(width, height)
+  scale = frame_scale(width, height)
   people = [_make_person(rng, i, nframes, width, height, scale)
             for i in range(int(rng.integers(1, max_people + 1)))]
   cam_v = (rng.uniform(-1.0, 1.0) * scale, rng.uniform(-0.3, 0.3) * scale)
