@@ -140,7 +140,7 @@ def create_train_state(model: PoseWarper, variables: Mapping[str, Any],
 def train_step(state: TrainState, batch: Mapping[str, jax.Array], *, stage: int,
                backbone_bn: str = 'frozen', dtype: Any = jnp.float32,
                axis_name: str = AXIS) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One optimizer step on one device's share of the batch (call under pmap).
+  """One optimizer step on one device's share of the batch (mapped by parallel.Layout.step).
 
   batch: 'frames_a' (and 'frames_b' in stage 2) [N, H, W, 3] uint8 RGB, 'targets' [N, h, w, J],
   'target_weights' [N, J]; in stage 2 optionally 'targets_b' [N, h, w, J] and 'has_targets_b'
