@@ -114,23 +114,18 @@ def step_flops(compiled) -> float | None:
   return float(flops) if flops is not None and flops > 0 else None
 
 
-def layout_of(config) -> parallel.Layout:
-  """The devices' layout run.py trains with (config.train.parallel)."""
-  return parallel.Layout.of(config.train.get('parallel', 'pmap'))
-
-
 def compile_step(config, stage: int, per_device: int, variables=None):
   """(compiled step, its state, a random batch [devices, per_device, ...] as the pipeline gives
   it, compile seconds): run.py's training step of `stage`, mapped as config.train.parallel
   says, compiled ahead of time for this backend; the compiled step takes
-  layout_of(config).batch(batch). variables: the model's initial variables (default:
-  init_variables, tens of seconds for W48)."""
+  parallel.Layout.of_config(config).batch(batch). variables: the model's initial variables
+  (default: init_variables, tens of seconds for W48)."""
   settings = config[f'stage{stage}']
   model = create_model(config, bn_axis_name=train.AXIS)
   tx, _ = train.make_optimizer(settings, config.train, steps_per_epoch=1000)
   if variables is None:
     variables = init_variables(model, config.seed, tuple(config.image_size))
-  layout = layout_of(config)
+  layout = parallel.Layout.of_config(config)
   state = layout.state(train.create_train_state(model, variables, tx, stage, config.seed))
   step = train.make_train_step(stage, settings.get('backbone_bn', 'frozen'),
                                jnp.dtype(config.model.dtype), layout)
@@ -153,7 +148,7 @@ def time_stage(config, stage: int, per_device: int, reference=None, warmup: int 
   repeats = _REPEATS.value if repeats is None else repeats
   # Ahead of time: the cost analysis and the timed runs share one compile.
   compiled, state, batch, compile_s = compile_step(config, stage, per_device, variables)
-  place = layout_of(config).batch
+  place = parallel.Layout.of_config(config).batch
   devices = jax.local_device_count()
   flops = step_flops(compiled)
   ops = common.hlo_census(compiled.as_text()) if census else None

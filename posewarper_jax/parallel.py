@@ -52,6 +52,11 @@ class Layout:
     devices = jax.local_devices() if kind == 'pmap' else jax.devices()
     return cls(kind, Mesh(np.array(devices), (AXIS,)))
 
+  @classmethod
+  def of_config(cls, config) -> Layout:
+    """The layout config.train.parallel names (run.py's training, the benchmarks)."""
+    return cls.of(config.train.get('parallel', 'pmap'))
+
   def step(self, per_device: Callable) -> Callable:
     """per_device(state, batch) -> (state, metrics), with collectives over AXIS, mapped:
     (state replicated, batch from `batch`) -> (state, metrics) replicated. The state's buffers

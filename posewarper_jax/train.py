@@ -322,7 +322,7 @@ def _stage_settings(config, stage: int):
   if stage not in TRAINABLE:
     raise ValueError(f'config.stages: {stage} is not a stage (1 or 2)')
   settings = config[f'stage{stage}']
-  parallel.Layout.of(config.train.get('parallel', 'pmap'))  # ValueError naming the field
+  parallel.Layout.of_config(config)  # ValueError naming config.train.parallel
   if stage == 2 and settings.backbone_bn not in BACKBONE_BN:
     raise ValueError(f'config.stage2.backbone_bn must be one of {BACKBONE_BN}, '
                      f'got {settings.backbone_bn!r}')
@@ -440,7 +440,7 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
   print(f'stage {stage}: {total_steps} steps ({settings.num_epochs} epochs x {steps_per_epoch} '
         f'steps of {settings.global_batch}; {jax.device_count()} devices x {per_device}), '
         f'training {TRAINABLE[stage]} in {stage_dir}', flush=True)
-  layout = parallel.Layout.of(config.train.get('parallel', 'pmap'))
+  layout = parallel.Layout.of_config(config)
   p_step = make_train_step(stage, settings.get('backbone_bn', 'frozen'),
                            jnp.dtype(config.model.dtype), layout)
   logger = logs.MetricLogger(stage_dir, total_steps, first_step, settings.global_batch,

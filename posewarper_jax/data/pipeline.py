@@ -187,8 +187,9 @@ def support_targets(record_a: dict, person: int, record_b: dict, matrix: np.ndar
   """
   height, width = config.image_size
   size = codec.heatmap_size((width, height))
-  tracks_b = np.asarray(record_b['people'].get('track_id', ()))
-  match = np.flatnonzero(tracks_b == record_a['people']['track_id'][person])
+  # Records without track ids (a KeyError here) could not say which person of B is A's.
+  match = np.flatnonzero(np.asarray(record_b['people']['track_id'])
+                         == record_a['people']['track_id'][person])
   keypoints = (np.asarray(record_b['people']['keypoints'][match[0]], np.float64) if len(match)
                else np.zeros((NUM_JOINTS, 3)))
   if not (keypoints[:, 2] > 0).any():
