@@ -140,12 +140,12 @@ def _paper() -> ml_collections.ConfigDict:
       # Controls, each one more retrained baseline per point on the same frames: 'copy' (the
       # kept poses copied, not warped), 'ground_truth' (those frames' own labels).
       controls=(),
-      # The spread of the retrainings: at this (V, N) of labels (() = at none) the retrained
+      # The spread of the retrainings: at these (V, N) of labels (() = at none) the retrained
       # baseline, PoseWarper on it and each control are trained `initialisations` times, the
       # further runs with config.seed + 1, + 2, ... (their initialisation and the order of
       # their batches; the enlarged sets are the sparse run's). The table gives their mean and
       # range, the figure their range.
-      spread_point=(),
+      spread_points=(),
       initialisations=1,
   ))
   # A stand-in for COCO pretraining on synthetic videos (posewarper_jax/pretrain.py): with
@@ -282,13 +282,13 @@ def _synthetic_grid(config: ml_collections.ConfigDict) -> None:
   runs take 960 and 240 epochs; the enlarged set (each kept frame and its six neighbours) about
   8 steps per epoch, so 137 and 32: there every network trains for about the same number of
   steps as its sparse counterpart, and the 24-frame points for about twice as many. The
-  retrainings at V12 N1 three times (grid.spread_point). Measured: docs/quickstart.md,
-  section 5."""
+  retrainings at V12 N1 and at V6 N4 three times (grid.spread_points). Measured:
+  docs/quickstart.md, section 5."""
   _synthetic(config)
   config.after_training = ()
   config.grid.labels = ((12, 1), (24, 1), (6, 2), (6, 4))
   config.grid.controls = ('copy', 'ground_truth')
-  config.grid.update(spread_point=(12, 1), initialisations=3)
+  config.grid.update(spread_points=((12, 1), (6, 4)), initialisations=3)
   config.stage1.update(num_epochs=960, lr_drop_epochs=(720,))
   config.stage2.update(num_epochs=240, lr_drop_epochs=(120,))
   config.grid.retrain.stage1.update(num_epochs=137, global_batch=16, learning_rate=1e-3,

@@ -21,10 +21,11 @@ spec 7), in <workdir>/grid/<V..._N...>/:
    (augment.POSES: 'copy', the kept poses unchanged, or 'ground_truth', those frames' own
    labels), its single-frame mAP a curve of its own: what the warp adds over copying, and what
    labeling those frames would give.
-4. at config.grid.spread_point, steps 2 and 3 again, `config.grid.initialisations - 1` times,
-   in retrain_init<i>/ and retrain_<control>_init<i>/ with config.seed + i (the initialisation
-   and the order of the batches; the enlarged sets stay step 1's): the table gives the mean
-   and range of each retrained curve there, the figure the range.
+4. at each (V, N) of config.grid.spread_points, steps 2 and 3 again,
+   `config.grid.initialisations - 1` times, in retrain_init<i>/ and retrain_<control>_init<i>/
+   with config.seed + i (the initialisation and the order of the batches; the enlarged sets stay
+   step 1's): the table gives the mean and range of each retrained curve there, the figure the
+   range.
 
 Every step is the train mode's (resumed where it stopped, skipped when done: report.py), so the
 command run again after a stop finishes the grid without repeating finished work. A synthetic
@@ -132,19 +133,23 @@ def controls(config) -> tuple[str, ...]:
   return names
 
 
-def spread(config, points: list[tuple[int, int]]) -> tuple[tuple[int, int] | None, int]:
-  """(config.grid.spread_point or None, config.grid.initialisations), checked: ValueError
-  naming the field for a count below 1 or a point that is not one of config.grid.labels."""
+def spread(config, points: list[tuple[int, int]]) -> tuple[tuple[tuple[int, int], ...], int]:
+  """(config.grid.spread_points, config.grid.initialisations), checked: ValueError naming the
+  field for a count below 1, an entry that is not a (V, N) of config.grid.labels, or a repeat.
+  No points: ((), 1)."""
   count = config.grid.get('initialisations', 1)
   if not isinstance(count, int) or isinstance(count, bool) or count < 1:
     raise ValueError(f'config.grid.initialisations must be an integer >= 1, got {count!r}')
-  point = tuple(config.grid.get('spread_point', ()))
-  if not point:
-    return None, 1
-  if point not in points:
-    raise ValueError(f'config.grid.spread_point {point} is not one of config.grid.labels '
-                     f'{points}')
-  return point, count
+  chosen = []
+  for entry in config.grid.get('spread_points', ()):
+    entry = tuple(entry) if isinstance(entry, (tuple, list)) else entry
+    if entry not in points:
+      raise ValueError(f'config.grid.spread_points: each entry is a (V, N) of config.grid.labels '
+                       f'{points}, got {entry!r}')
+    if entry in chosen:
+      raise ValueError(f'config.grid.spread_points repeats {entry}')
+    chosen.append(entry)
+  return (tuple(chosen), count) if chosen else ((), 1)
 
 
 def run_name(name: str, initialisation: int) -> str:
@@ -187,7 +192,7 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
   """Trains and scores every grid point; returns (and prints) the results table on process 0."""
   workdir = pathlib.Path(workdir)
   points, extra = labels(config), controls(config)
-  spread_point, initialisations = spread(config, points)
+  spread_points, initialisations = spread(config, points)
   split = split_directory(config.eval.split, 'config.eval.split')
   config = pretrain.with_standin(config, workdir)  # every run's stage 1 starts from it
   data = source.shared_data(config, workdir)
@@ -200,7 +205,7 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
           f'labeled_frames_per_video={frames}): the sparse run', flush=True)
     sparse = sparse_config(config, data, videos, frames)
     _train(sparse, point / 'sparse')
-    runs = initialisations if (videos, frames) == spread_point else 1
+    runs = initialisations if (videos, frames) in spread_points else 1
     for i in range(runs):
       seeded = _seeded(config, i)
       which = f' (initialisation {i + 1} of {runs}: config.seed={seeded.seed})' if runs > 1 else ''
@@ -276,7 +281,7 @@ def results_table(rows: list[dict], title: str, curves: tuple[str, ...] = CURVES
   release's scoring), then over the moved frames only; then the PCKh and the systematic offset
   (head sizes) of the moved labels the retrained baselines trained on (PoseWarper's, the copy
   control's), against the train frames' own labels. Where a point retrained several
-  initialisations (config.grid.spread_point), a retrained curve's cell is their mean and, in
+  initialisations (config.grid.spread_points), a retrained curve's cell is their mean and, in
   brackets, their range."""
   fmt = lambda v, digits=1: '' if not math.isfinite(v) else f'{v:.{digits}f}'
 

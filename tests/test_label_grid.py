@@ -30,7 +30,7 @@ def _start(cwd: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
        '--config.stage1.global_batch=4', '--config.stage2.global_batch=4',
        '--config.grid.retrain.stage1.global_batch=4', '--config.grid.retrain.stage2.global_batch=4',
        '--config.train.num_steps=2', '--config.eval.batch=16', '--config.eval.gallery=False',
-       f'--config.grid.labels={POINTS}', f'--config.grid.spread_point={POINTS[1:-2]}',
+       f'--config.grid.labels={POINTS}', f'--config.grid.spread_points={POINTS}',
        '--config.grid.initialisations=2', *args],
       cwd=cwd, capture_output=True, text=True, timeout=900)
 
@@ -157,16 +157,21 @@ def test_bad_grid_points_are_refused_by_name():
     config.grid.controls = bad
     with pytest.raises(ValueError, match='config.grid.controls'):
       label_grid.controls(config)
-  points = [(12, 1), (6, 2)]
-  assert label_grid.spread(config, points) == ((12, 1), 3)  # synthetic_grid's
-  config.grid.spread_point = (6, 1)
-  with pytest.raises(ValueError, match=r'config.grid.spread_point \(6, 1\) is not one of'):
-    label_grid.spread(config, points)
-  config.grid.update(spread_point=(6, 2), initialisations=0)
+  points = [(12, 1), (6, 2), (6, 4)]
+  assert label_grid.spread(config, points) == (((12, 1), (6, 4)), 3)  # synthetic_grid's
+  for bad, message in [(((6, 1),), r'each entry is a \(V, N\) of .* got \(6, 1\)'),
+                       ((12, 1), 'each entry is a .* got 12'),
+                       (((6, 2), (6, 2)), r'repeats \(6, 2\)')]:
+    config.grid.spread_points = bad
+    with pytest.raises(ValueError, match='config.grid.spread_points'):
+      label_grid.spread(config, points)
+    with pytest.raises(ValueError, match=message):
+      label_grid.spread(config, points)
+  config.grid.update(spread_points=((6, 2),), initialisations=0)
   with pytest.raises(ValueError, match='config.grid.initialisations must be an integer >= 1'):
     label_grid.spread(config, points)
-  config.grid.update(spread_point=(), initialisations=3)
-  assert label_grid.spread(config, points) == (None, 1)
+  config.grid.update(spread_points=(), initialisations=3)
+  assert label_grid.spread(config, points) == ((), 1)
 
 
 def test_a_spread_cell_is_the_mean_and_range_of_its_initialisations(tmp_path):
