@@ -61,7 +61,7 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
   there are no steps.
 
   A step already done with the same config on the same checkpoints (recorded in
-  <workdir>/after_training.json) is not run again, so running the command again after it
+  <workdir>/after_training.json; _done) is not run again, so running the command again after it
   finished, or after it stopped, repeats nothing that is complete.
   """
   workdir = pathlib.Path(workdir)
@@ -77,7 +77,7 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
     record = {}
   stamp = _stamp(config, workdir)
   for name in config.after_training:
-    if record.get(name) == stamp:
+    if _done(record.get(name), stamp):
       print(f'--- after training: {name}: done before with this config and these checkpoints '
             f'({record_path})', flush=True)
       continue
@@ -107,6 +107,20 @@ def _stamp(config, workdir: pathlib.Path) -> str:
       steps[f'stage{stage}'] = step
   fields = {k: v for k, v in config.to_dict().items() if k not in config_checks.NOT_OF_A_RUN}
   return json.dumps({'config': fields, 'checkpoints': steps}, sort_keys=True, default=str)
+
+
+def _done(recorded: str | None, stamp: str) -> bool:
+  """Whether a step recorded with the stamp `recorded` is done for `stamp`: the same
+  checkpoints, and no field of both configs with another value. A field that only one of them
+  has was added to the config since the step ran (as for train.check_resume), so a code change
+  that adds a field does not redo every finished run's evaluation."""
+  try:
+    before = json.loads(recorded) if recorded is not None else {}
+  except json.JSONDecodeError:
+    return False
+  now = json.loads(stamp)
+  return ('config' in before and before.get('checkpoints') == now['checkpoints']
+          and not config_checks.differences(before.get('config', {}), now['config']))
 
 
 def summary(config, workdir: str | pathlib.Path) -> str:

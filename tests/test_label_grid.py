@@ -253,6 +253,15 @@ def test_a_point_added_to_the_grid_does_not_refuse_the_points_trained(grid, caps
   report.run_after_training(config, run)
   out = capsys.readouterr().out
   assert out.count('done before with this config') == len(config.after_training) == 3, out
+  # A field added to the config since the steps ran is not a change either; one they ran with,
+  # changed, is.
+  recorded = json.loads((run / 'after_training.json').read_text())['eval']
+  config.eval.added_since = 3
+  assert report._done(recorded, report._stamp(config, run))
+  config.eval.batch += 1
+  assert not report._done(recorded, report._stamp(config, run))
+  assert not report._done(None, report._stamp(config, run))
+  config.eval.batch -= 1
   config.stage1.num_epochs += 1
   with pytest.raises(ValueError, match='stage1.num_epochs'):
     train.check_resume(config, run)
