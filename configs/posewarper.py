@@ -56,6 +56,9 @@ def _paper() -> ml_collections.ConfigDict:
   # rule that picks them: tfds_posetrack/posetrack18/pairs.py, sparse_labels.
   config.data.labeled_videos = -1
   config.data.labeled_frames_per_video = -1
+  # The seed of the draw of the V videos; -1: config.seed. The grid's further initialisations of
+  # a sparse baseline pin it, so that config.seed changes the network and not its labels.
+  config.data.labeled_seed = -1
   # What the training set's 17 slots mean, for the flip augmentation: 'posetrack18', or 'coco'
   # (slots 1 and 2 are the eyes, which a flip swaps): the COCO stand-in's pretraining sets it.
   config.data.joints = 'posetrack18'

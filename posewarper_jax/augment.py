@@ -49,7 +49,6 @@ from tfds_posetrack.posetrack18 import (
   augmentation_targets,
   formats,
   layouts,
-  sparse_labels,
 )
 from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
@@ -74,7 +73,8 @@ def propagated_keypoints(xy: np.ndarray, peak: np.ndarray) -> np.ndarray:
 
 # What decides the training labels of a run: an augmentation with other values would propagate
 # with a network that has seen labels the experiment pretends not to have.
-SUBSET_FIELDS = ('seed', 'data.labeled_videos', 'data.labeled_frames_per_video')
+SUBSET_FIELDS = ('seed', 'data.labeled_seed', 'data.labeled_videos',
+                 'data.labeled_frames_per_video')
 
 
 def _check_subset(config, workdir: pathlib.Path) -> None:
@@ -109,8 +109,7 @@ def augment(config, workdir: str | pathlib.Path, poses: str = 'posewarper') -> p
   _check_subset(config, workdir)
   root = source.dataset_root(config, workdir)
   records, table = source.open_split(config, workdir, 'train')
-  table = sparse_labels(table, config.data.labeled_videos, config.data.labeled_frames_per_video,
-                        config.seed)
+  table = source.labeled_subset(config, table)
   targets = augmentation_targets(table)
   if not len(targets):
     raise ValueError(f'the train split of {root} has no stored unlabeled frame within '

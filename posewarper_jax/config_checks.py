@@ -137,6 +137,7 @@ def check_training(config) -> None:
     raise ValueError(f'config.data.joints must be one of {", ".join(JOINT_SETS)}, got '
                      f'{config.data.joints!r}')
   check_sparse_labels(config.data.labeled_videos, config.data.labeled_frames_per_video)
+  _integer(config, 'data.labeled_seed', -1)
 
 
 def _image_size(config) -> None:

@@ -21,11 +21,12 @@ spec 7), in <workdir>/grid/<V..._N...>/:
    (augment.POSES: 'copy', the kept poses unchanged, or 'ground_truth', those frames' own
    labels), its single-frame mAP a curve of its own: what the warp adds over copying, and what
    labeling those frames would give.
-4. at each (V, N) of config.grid.spread_points, steps 2 and 3 again,
-   `config.grid.initialisations - 1` times, in retrain_init<i>/ and retrain_<control>_init<i>/
-   with config.seed + i (the initialisation and the order of the batches; the enlarged sets stay
-   step 1's): the table gives the mean and range of each retrained curve there, the figure the
-   range.
+4. at each (V, N) of config.grid.spread_points, `config.grid.initialisations - 1` times with
+   config.seed + i (the initialisation and the order of the batches), the single-frame
+   baseline again on the same labels (sparse_init<i>/: stage 1 and its mAP; the draw of the
+   labeled videos pinned by config.data.labeled_seed), and steps 2 and 3 again on the same
+   enlarged sets (retrain_init<i>/, retrain_<control>_init<i>/): the table gives the mean and
+   range of each curve there, the figure the range.
 
 Every step is the train mode's (resumed where it stopped, skipped when done: report.py), so the
 command run again after a stop finishes the grid without repeating finished work. A synthetic
@@ -95,6 +96,17 @@ def sparse_config(config, data, videos: int, frames: int) -> ml_collections.Conf
   run.stage2.init = run.eval.checkpoint = ''
   run.after_training = ('eval', 'propagate', 'augment')
   run.eval.aggregate = False  # the baseline curve is the single frame
+  return run
+
+
+def baseline_config(config, data, videos: int, frames: int,
+                    initialisation: int) -> ml_collections.ConfigDict:
+  """A further initialisation of step 1's baseline: stage 1 alone on the same labels, with
+  config.seed + initialisation; its single-frame mAP."""
+  run = sparse_config(_seeded(config, initialisation), data, videos, frames)
+  run.data.labeled_seed = source.labeled_seed(config)  # the labels of the grid's draw
+  run.stages = (1,)
+  run.after_training = ('eval',)
   return run
 
 
@@ -168,6 +180,12 @@ def _seeded(config, initialisation: int) -> ml_collections.ConfigDict:
   return run
 
 
+def _which(config, initialisation: int, runs: int) -> str:
+  """' (initialisation 2 of 3: config.seed=1)' for the console, '' where a point runs one."""
+  return (f' (initialisation {initialisation + 1} of {runs}: '
+          f'config.seed={config.seed + initialisation})' if runs > 1 else '')
+
+
 def _train(config, workdir: pathlib.Path) -> None:
   """What `run.py --mode=train` does in workdir (the lock is the grid's)."""
   train.check_resume(config, workdir)
@@ -206,16 +224,20 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
     sparse = sparse_config(config, data, videos, frames)
     _train(sparse, point / 'sparse')
     runs = initialisations if (videos, frames) in spread_points else 1
+    for i in range(1, runs):
+      print(f'=== augment_grid: {name}: the sparse baseline again, on the same labels'
+            f'{_which(config, i, runs)}', flush=True)
+      _train(baseline_config(config, data, videos, frames, i), point / run_name('sparse', i))
     for i in range(runs):
       seeded = _seeded(config, i)
-      which = f' (initialisation {i + 1} of {runs}: config.seed={seeded.seed})' if runs > 1 else ''
-      print(f'=== augment_grid: {name}: the baseline retrained on the propagated labels{which}',
-            flush=True)
+      print(f'=== augment_grid: {name}: the baseline retrained on the propagated labels'
+            f'{_which(config, i, runs)}', flush=True)
       _train(retrain_config(seeded, data, point / 'sparse' / 'augment' / 'posetrack18'),
              point / run_name('retrain', i))
       for control in extra:
         print(f'=== augment_grid: {name}: the control {control!r} (the baseline retrained on '
-              f'the same frames, {CONTROL_CURVES[control][2:]}){which}', flush=True)
+              f'the same frames, {CONTROL_CURVES[control][2:]}){_which(config, i, runs)}',
+              flush=True)
         run, root = (point / run_name(f'retrain_{control}', i),
                      augment.output_root(point / 'sparse', control))
         if i > 0 or (run / 'config.json').exists():  # written by _train: the set was complete
@@ -226,16 +248,14 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
     if jax.process_index() != 0:
       continue
     counts = train.label_counts(sparse, point / 'sparse')
-    sparse_eval = point / 'sparse' / 'eval' / split / 'results.json'
     propagated = json.loads((point / 'sparse' / 'propagate' / split / 'results.json')
                             .read_text())['total']
-    retrained = _retrained_curves(point, split, extra, runs)
+    scores = _curves(point, split, extra, runs)
     rows.append({'point': name, 'labeled_videos': videos, 'labeled_frames_per_video': frames,
                  **counts,
-                 'baseline': _total(sparse_eval, 'single frame'),
-                 **{curve: sum(values) / runs for curve, values in retrained.items()},
+                 **{curve: sum(values) / runs for curve, values in scores.items()},
                  **({'initialisations': runs,
-                     **{f'{curve} runs': values for curve, values in retrained.items()}}
+                     **{f'{curve} runs': values for curve, values in scores.items()}}
                     if runs > 1 else {}),
                  **{f'propagation {row}{suffix}': propagated[row].get(frames, math.nan)
                     for row in PROPAGATION_ROWS for frames, suffix in PROPAGATION_FRAMES},
@@ -258,12 +278,14 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
   return table
 
 
-def _retrained_curves(point: pathlib.Path, split: str, extra: tuple[str, ...],
-                      runs: int) -> dict[str, list[float]]:
-  """Each retrained curve's Total mAP, one per initialisation."""
+def _curves(point: pathlib.Path, split: str, extra: tuple[str, ...],
+            runs: int) -> dict[str, list[float]]:
+  """Each curve's Total mAP at a grid point, one per initialisation."""
   results = lambda run: point / run / 'eval' / split / 'results.json'
   retrained = [results(run_name('retrain', i)) for i in range(runs)]
-  return {'+ PoseWarper augmentation': [_total(p, 'single frame') for p in retrained],
+  return {'baseline': [_total(results(run_name('sparse', i)), 'single frame')
+                       for i in range(runs)],
+          '+ PoseWarper augmentation': [_total(p, 'single frame') for p in retrained],
           '+ aggregation': [_total(p, 'aggregation') for p in retrained],
           **{CONTROL_CURVES[c]: [_total(results(run_name(f'retrain_{c}', i)), 'single frame')
                                  for i in range(runs)] for c in extra}}
@@ -281,8 +303,8 @@ def results_table(rows: list[dict], title: str, curves: tuple[str, ...] = CURVES
   release's scoring), then over the moved frames only; then the PCKh and the systematic offset
   (head sizes) of the moved labels the retrained baselines trained on (PoseWarper's, the copy
   control's), against the train frames' own labels. Where a point retrained several
-  initialisations (config.grid.spread_points), a retrained curve's cell is their mean and, in
-  brackets, their range."""
+  initialisations (config.grid.spread_points), a curve's cell is their mean and, in brackets,
+  their range."""
   fmt = lambda v, digits=1: '' if not math.isfinite(v) else f'{v:.{digits}f}'
 
   def curve_cell(row: dict, curve: str) -> str:

@@ -45,7 +45,7 @@ from posewarper_jax import checkpoints, config_checks, logs, parallel, paths
 from posewarper_jax.data import source, transforms
 from posewarper_jax.data.pipeline import TrainingInput, epoch_size, training_dataset
 from posewarper_jax.models import PoseWarper, create_model, init_variables
-from tfds_posetrack.posetrack18 import FrameTable, sparse_labels
+from tfds_posetrack.posetrack18 import FrameTable
 from tfds_posetrack.posetrack18.keypoints import JOINT_SETS
 
 AXIS = parallel.AXIS
@@ -344,8 +344,7 @@ def _label_counts(table: FrameTable) -> dict[str, int]:
 def _training_labels(config, table: FrameTable, stage: int) -> FrameTable:
   """The train split's labels that this run may train on (config.data.labeled_videos and
   labeled_frames_per_video, spec 7), counted on the console."""
-  table = sparse_labels(table, config.data.labeled_videos, config.data.labeled_frames_per_video,
-                        config.seed)
+  table = source.labeled_subset(config, table)
   counts = _label_counts(table)
   print(f'stage {stage}: training labels: {counts["labeled_videos_kept"]} of '
         f'{len(table.video_names)} videos, {counts["labeled_frames"]} labeled frames, '
@@ -358,8 +357,7 @@ def _training_labels(config, table: FrameTable, stage: int) -> FrameTable:
 def label_counts(config, workdir: str | pathlib.Path) -> dict[str, int]:
   """The videos, frames and people whose labels a run with this config trains on."""
   _, table = source.open_split(config, workdir, 'train')
-  return _label_counts(sparse_labels(table, config.data.labeled_videos,
-                                     config.data.labeled_frames_per_video, config.seed))
+  return _label_counts(source.labeled_subset(config, table))
 
 
 def _input_config(config, stage: int) -> TrainingInput:

@@ -10,11 +10,14 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from posewarper_jax import label_grid, plots
+from posewarper_jax.data import source
 from posewarper_jax.metrics import posetrack_map
 from tests.helpers import ROOT, posewarper_config, tiny_model_overrides
+from tfds_posetrack.posetrack18 import FrameTable
 
 POINTS = '((-1, 2),)'  # one point: the suite's time; plots.label_grid's order is tested below
 
@@ -55,8 +58,8 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
   # Four synthetic train videos: N = 2 in each keeps 8 frames.
   assert [(r['labeled_videos_kept'], r['labeled_frames']) for r in rows] == [(4, 8)]
   curves = (*label_grid.CURVES, '+ copied poses', '+ their true labels')  # synthetic_grid's
-  # Each curve is the official mAP of the prediction files its run wrote, on the true labels of
-  # the validation videos.
+  # Each curve's first run is the official mAP of the prediction files that run wrote, on the
+  # true labels of the validation videos.
   predictions = {'baseline': 'sparse/eval/val/single_frame',
                  '+ PoseWarper augmentation': 'retrain/eval/val/single_frame',
                  '+ aggregation': 'retrain/eval/val/aggregation',
@@ -65,9 +68,10 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
   gt_dir = workdir / 'data' / 'posetrack18' / 'annotations' / 'val'
   for curve in curves:
     pred_dir = workdir / 'grid' / 'Vall_N2' / predictions[curve] / 'predictions'
-    assert rows[0][curve] == posetrack_map.evaluate(gt_dir, pred_dir)['ap'][-1], curve
-  # The sparse runs trained on their subset, the retrained ones on kept + propagated labels.
-  assert first.count('training labels: 4 of 4 videos, 8 labeled frames') == 2  # both stages
+    assert rows[0][f'{curve} runs'][0] == posetrack_map.evaluate(gt_dir, pred_dir)['ap'][-1], curve
+  # The sparse runs trained on their subset (both stages, and the baseline's second
+  # initialisation), the retrained ones on kept + propagated labels.
+  assert first.count('training labels: 4 of 4 videos, 8 labeled frames') == 3
   for point in ('Vall_N2',):
     sparse = json.loads((workdir / 'grid' / point / 'sparse' / 'config.json').read_text())
     retrain = json.loads((workdir / 'grid' / point / 'retrain' / 'config.json').read_text())
@@ -81,12 +85,18 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
       config = json.loads((run / 'config.json').read_text())
       assert config['data']['root'].endswith(f'{point}/sparse/augment_{control}/posetrack18')
       assert config['stages'] == [1] and not (run / 'stage2').exists()
-  # The spread point: every retraining again with the next seed, on the same enlarged sets;
-  # each curve there is the mean of its initialisations' own scores.
+  # The spread point: the sparse baseline (stage 1 alone, on the same labels) and every
+  # retraining (on the same enlarged sets) again with the next seed; each curve there is the
+  # mean of its initialisations' own scores.
   base = json.loads((workdir / 'grid' / 'Vall_N2' / 'retrain' / 'config.json').read_text())
   assert rows[0]['initialisations'] == 2
+  again = json.loads((workdir / 'grid' / 'Vall_N2' / 'sparse_init1' / 'config.json').read_text())
+  assert again['stages'] == [1] and not (workdir / 'grid' / 'Vall_N2' / 'sparse_init1' /
+                                         'stage2').exists()
+  assert again['data']['labeled_seed'] == base['seed']  # the draw of the first run's labels
+  assert again['data']['labeled_frames_per_video'] == 2
   for curve, run, row in ((c, predictions[c].split('/')[0], predictions[c].split('/', 1)[1])
-                          for c in curves[1:]):
+                          for c in curves):
     again = workdir / 'grid' / 'Vall_N2' / f'{run}_init1'
     config = json.loads((again / 'config.json').read_text())
     assert config['seed'] == base['seed'] + 1
@@ -99,11 +109,11 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
   # One synthetic set and one stand-in for the whole grid; every run's stage 1 starts from it.
   assert sorted(p.name for p in (workdir / 'data').iterdir()) == [
       'posetrack18', 'stills', 'stills_posetrack18', 'stills_tfds', 'tfds']
-  for run in ('sparse', 'retrain', 'retrain_copy', 'retrain_ground_truth', 'retrain_init1',
-              'retrain_copy_init1', 'retrain_ground_truth_init1'):
+  for run in ('sparse', 'retrain', 'retrain_copy', 'retrain_ground_truth', 'sparse_init1',
+              'retrain_init1', 'retrain_copy_init1', 'retrain_ground_truth_init1'):
     config = json.loads((workdir / 'grid' / 'Vall_N2' / run / 'config.json').read_text())
     assert config['stage1']['init'] == str(workdir / 'pretrain'), run
-  assert first.count('stage 1: backbone from') == 7
+  assert first.count('stage 1: backbone from') == 8
   assert (workdir / 'pretrain' / 'eval' / 'val' / 'results.json').is_file()
   assert not (workdir / 'grid' / 'Vall_N2' / 'sparse' / 'data').exists()
   png = workdir / 'grid' / 'label_grid.png'
@@ -117,8 +127,8 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
   cells = next(line for line in text.splitlines() if line.startswith('| Vall_N2 |')).split('|')
   assert [c.strip() for c in cells[2:5]] == ['-1', '2', f'8 ({rows[0]["labeled_people"]})']
   assert [c.strip() for c in cells[5:5 + len(curves)]] == [
-      f'{rows[0]["baseline"]:.1f}', *(f'{rows[0][c]:.1f} ({min(rows[0][c + " runs"]):.1f}-'
-                                     f'{max(rows[0][c + " runs"]):.1f})' for c in curves[1:])]
+      f'{rows[0][c]:.1f} ({min(rows[0][c + " runs"]):.1f}-{max(rows[0][c + " runs"]):.1f})'
+      for c in curves]
   assert [line[1] for line in table[1:]] == [f'{rows[0][c]:.1f}' for c in curves]  # the CSV
   # The propagation columns: the release's scoring (every frame of the runs), then moved frames.
   propagated = json.loads((workdir / 'grid' / 'Vall_N2' / 'sparse' / 'propagate' / 'val' /
@@ -138,10 +148,10 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
 
 def test_running_it_again_redoes_nothing(grid):
   _, _, second = grid
-  # (sparse, retrain, retrain_init1) x 2 stages, 2 controls x 2, the stand-in
-  assert second.count('nothing to do') == 11
-  # eval, propagate, augment; 3 evals x 2; the stand-in's
-  assert second.count('done before with this config') == 10
+  # (sparse, retrain, retrain_init1) x 2 stages, sparse_init1, 2 controls x 2, the stand-in
+  assert second.count('nothing to do') == 12
+  # eval, propagate, augment; sparse_init1's eval; 3 evals x 2; the stand-in's
+  assert second.count('done before with this config') == 11
   assert second.count('was written before') == 4  # the controls' sets, for each initialisation
   assert 'generating a synthetic' not in second and 'pretrain: generating' not in second
 
@@ -216,6 +226,22 @@ def test_the_sparse_and_retrain_configs():
   assert control.stage1.to_dict() == retrain.stage1.to_dict()
 
 
+def test_a_baselines_further_initialisation_keeps_the_grids_labels():
+  config = posewarper_config.get_config('synthetic_grid')
+  config.seed = 4
+  again = label_grid.baseline_config(config, config.data, 2, 1, initialisation=2)
+  assert again.seed == 6 and tuple(again.stages) == (1,) and again.after_training == ('eval',)
+  # Six videos of 30 labeled frames: V = 2 is a draw, which config.seed would change.
+  table = FrameTable.from_metadata({
+      'video_id': [f'v{v}' for v in range(6) for _ in range(30)],
+      'frame_index': [f for _ in range(6) for f in range(30)], 'nframes': [30] * 180,
+      'is_labeled': [True] * 180, 'people': [1] * 180})
+  kept = lambda run: np.flatnonzero(source.labeled_subset(run, table).is_labeled).tolist()
+  assert kept(again) == kept(label_grid.sparse_config(config, config.data, 2, 1))
+  again.data.labeled_seed = -1  # the draw of config.seed = 6
+  assert kept(again) != kept(label_grid.sparse_config(config, config.data, 2, 1))
+
+
 def test_the_figure_leaves_a_nan_as_a_gap(tmp_path):
   path = tmp_path / 'figure.png'
   plots.label_grid(['V2_N1', 'V1_N1'], [20, 10],
@@ -281,3 +307,22 @@ def test_a_curve_is_the_total_of_its_row(grid, tmp_path):
   path.write_text(json.dumps(results))
   assert label_grid._total(path, 'single frame') == 10.0 + list(groups).index('Total')
   assert math.isnan(label_grid._total(path, 'no such row'))
+
+
+def test_each_curve_reads_its_own_runs(tmp_path):
+  """The grid's runs all score 0, so the fixture cannot tell which folder a curve read: here each
+  run's results.json has a number of its own."""
+  scores = {}
+  for i, run in enumerate(('sparse', 'sparse_init1', 'retrain', 'retrain_init1', 'retrain_copy',
+                           'retrain_copy_init1')):
+    scores[run] = (float(i), 10.0 + i)
+    path = tmp_path / run / 'eval' / 'val' / 'results.json'
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({'single frame': {'groups': {'Total': scores[run][0]}},
+                                'aggregation': {'groups': {'Total': scores[run][1]}}}))
+  curves = label_grid._curves(tmp_path, 'val', ('copy',), runs=2)
+  single = lambda *runs: [scores[r][0] for r in runs]
+  assert curves == {'baseline': single('sparse', 'sparse_init1'),
+                    '+ PoseWarper augmentation': single('retrain', 'retrain_init1'),
+                    '+ aggregation': [scores['retrain'][1], scores['retrain_init1'][1]],
+                    '+ copied poses': single('retrain_copy', 'retrain_copy_init1')}

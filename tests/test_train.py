@@ -647,6 +647,7 @@ def test_stage2_without_a_stage1_network_says_where_it_looked(data_root, tmp_pat
     ('image_size', (60, 48), 1, r'config.image_size must be .*multiples of 8'),
     ('stage2.learning_rate', -1e-4, 2, 'config.stage2.learning_rate must be a finite number'),
     ('data.labeled_videos', 0, 1, r'config.data.labeled_videos must be -1 \(all\) or a positive'),
+    ('data.labeled_seed', -2, 1, 'config.data.labeled_seed must be an integer >= -1, got -2'),
 ])
 def test_an_invalid_value_names_the_field(tmp_path, field, value, stage, message):
   config = tiny_config(tmp_path / 'nowhere', stages=(1, 2))

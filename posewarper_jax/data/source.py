@@ -24,7 +24,7 @@ from jax.experimental import multihost_utils
 
 from posewarper_jax import paths
 from posewarper_jax.data import synthetic
-from tfds_posetrack.posetrack18 import Builder, FrameTable, layouts, prepare
+from tfds_posetrack.posetrack18 import Builder, FrameTable, layouts, prepare, sparse_labels
 
 ROOT_ENV = 'POSETRACK18_DIR'
 # Written last by the generator's caller, with the generation settings: a half-written set is
@@ -134,6 +134,20 @@ def shared_data(config, workdir: str | os.PathLike) -> ml_collections.ConfigDict
     root = dataset_root(config, workdir)
     data.update(synthetic=False, root=str(root), tfds_dir=str(_tfds_dir(config, root)))
   return data
+
+
+def labeled_seed(config) -> int:
+  """The seed that draws a run's labeled videos: config.data.labeled_seed, or config.seed when
+  that is -1."""
+  seed = config.data.labeled_seed
+  return config.seed if seed == -1 else seed
+
+
+def labeled_subset(config, table: FrameTable) -> FrameTable:
+  """The table with only the run's sparse labels labeled (config.data.labeled_videos and
+  labeled_frames_per_video, drawn with labeled_seed: tfds_posetrack's sparse_labels, spec 7)."""
+  return sparse_labels(table, config.data.labeled_videos, config.data.labeled_frames_per_video,
+                       labeled_seed(config))
 
 
 def open_split(config, workdir: str | os.PathLike,
