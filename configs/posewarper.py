@@ -143,11 +143,12 @@ def _paper() -> ml_collections.ConfigDict:
       # Controls, each one more retrained baseline per point on the same frames: 'copy' (the
       # kept poses copied, not warped), 'ground_truth' (those frames' own labels).
       controls=(),
-      # The spread of the retrainings: at these (V, N) of labels (() = at none) the retrained
-      # baseline, PoseWarper on it and each control are trained `initialisations` times, the
-      # further runs with config.seed + 1, + 2, ... (their initialisation and the order of
-      # their batches; the enlarged sets are the sparse run's). The table gives their mean and
-      # range, the figure their range.
+      # The spread: at these (V, N) of labels (() = at none) the sparse baseline (stage 1), the
+      # retrained baseline, PoseWarper on it and each control are trained `initialisations`
+      # times, the further runs with config.seed + 1, + 2, ... (their initialisation and the
+      # order of their batches; the sparse baseline keeps the first run's labels, the
+      # retrainings the sparse run's enlarged sets). The table gives their mean and range, the
+      # figure their range.
       spread_points=(),
       initialisations=1,
   ))
@@ -284,9 +285,9 @@ def _synthetic_grid(config: ml_collections.ConfigDict) -> None:
   the 12-frame points, whose subset is about 23 people, one step of 16 per epoch, so the sparse
   runs take 960 and 240 epochs; the enlarged set (each kept frame and its six neighbours) about
   8 steps per epoch, so 137 and 32: there every network trains for about the same number of
-  steps as its sparse counterpart, and the 24-frame points for about twice as many. The
-  retrainings at V12 N1 and at V6 N4 three times (grid.spread_points). Measured:
-  docs/quickstart.md, section 5."""
+  steps as its sparse counterpart, and the 24-frame points for about twice as many. The sparse
+  baseline and the retrainings at V12 N1 and at V6 N4 three times (grid.spread_points).
+  Measured: docs/quickstart.md, section 5."""
   _synthetic(config)
   config.after_training = ()
   config.grid.labels = ((12, 1), (24, 1), (6, 2), (6, 4))
