@@ -115,12 +115,12 @@ def _done(recorded: str | None, stamp: str) -> bool:
   has was added to the config since the step ran (as for train.check_resume), so a code change
   that adds a field does not redo every finished run's evaluation."""
   try:
-    before = json.loads(recorded) if recorded is not None else {}
+    before = json.loads(recorded or '{}')
   except json.JSONDecodeError:
     return False
   now = json.loads(stamp)
   return ('config' in before and before.get('checkpoints') == now['checkpoints']
-          and not config_checks.differences(before.get('config', {}), now['config']))
+          and not config_checks.differences(before['config'], now['config']))
 
 
 def summary(config, workdir: str | pathlib.Path) -> str:
