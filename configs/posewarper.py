@@ -77,6 +77,10 @@ def _paper() -> ml_collections.ConfigDict:
       stem_features=64,
       layer1_planes=64,
       layer1_blocks=4,
+      # Recompute the residual blocks' activations in the backward pass (memory for about one
+      # more forward pass; the same function): how the release's 16 crops per device fit a
+      # 16 GiB TPU v5e (docs/accelerators.md).
+      remat=False,
   ))
   # The warping head (spec 1.3).
   config.model.head = ml_collections.ConfigDict(dict(

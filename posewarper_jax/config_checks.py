@@ -19,7 +19,7 @@ from tfds_posetrack.posetrack18.pairs import check_sparse_labels
 
 # Fields of config.model that change how a network computes, not what it is: a checkpoint
 # loads whatever they are.
-COMPUTE_ONLY = ('model.dtype', 'model.head.remat')
+COMPUTE_ONLY = ('model.dtype', 'model.backbone.remat', 'model.head.remat')
 # Top-level config sections that describe an experiment of many runs, not the run in a workdir:
 # config.grid (the augment_grid points, schedules and controls, which label_grid copies into
 # each run's own fields). A run neither refuses to resume over them (train.RESUMABLE) nor

@@ -53,6 +53,12 @@ class Layout:
     return cls(kind, Mesh(np.array(devices), (AXIS,)))
 
   @classmethod
+  def over(cls, devices) -> Layout:
+    """The jit layout over `devices` (a sequence of jax.Device): a TPU slice's or GPUs'
+    compile-only devices (posewarper_jax.aot), whatever this process's own are."""
+    return cls('jit', Mesh(np.array(devices), (AXIS,)))
+
+  @classmethod
   def of_config(cls, config) -> Layout:
     """The layout config.train.parallel names (run.py's training, the benchmarks)."""
     return cls.of(config.train.get('parallel', 'pmap'))

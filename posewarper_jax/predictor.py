@@ -30,40 +30,50 @@ from posewarper_jax.models import AGGREGATION_DELTAS, PoseWarper, create_model
 ROWS = ('single frame', 'aggregation')
 
 
-class Predictor:
-  """The jitted heatmap functions of one network (see the module docstring).
+def heatmap_functions(model: PoseWarper, flip_test: bool = False) -> dict[str, Callable]:
+  """The network's pure functions over crops, before jit: 'single frame' and 'aggregation'
+  (variables, frames [N, T, H, W, 3] uint8) -> [N, h, w, J], and 'propagation' (variables,
+  source, target [N, H, W, 3] uint8, heatmaps [N, h, w, J]) -> [N, h, w, J]. The Predictor
+  jits them; posewarper_jax.aot compiles them for accelerators.
 
   flip_test: HRNet's flip test for the rows (the mirrored crops' heatmaps, mirrored back,
   averaged with the plain ones).
   """
 
+  def single(variables, frames):
+    return model.apply(variables, transforms.normalize(frames[:, 0]),
+                       method=PoseWarper.single_frame)
+
+  def aggregated(variables, frames):
+    return model.apply(variables, transforms.normalize(frames), method=PoseWarper.aggregate)
+
+  def with_flip(fn):
+    if not flip_test:
+      return fn
+    def flipped(variables, frames):
+      back = codec.flip_back(fn(variables, frames[:, :, :, ::-1]))
+      return 0.5 * (fn(variables, frames) + back)
+    return flipped
+
+  def propagated(variables, source, target, heatmaps):
+    return model.apply(variables, transforms.normalize(source), transforms.normalize(target),
+                       heatmaps, method=PoseWarper.propagate)
+
+  return {'single frame': with_flip(single), 'aggregation': with_flip(aggregated),
+          'propagation': propagated}
+
+
+class Predictor:
+  """The jitted heatmap functions of one network (see the module docstring and
+  heatmap_functions)."""
+
   def __init__(self, config, variables: dict[str, Any], flip_test: bool = False):
-    self.model = model = create_model(config)
+    self.model = create_model(config)
     self.batch = int(config.eval.batch)
     self.variables = jax.device_put(variables)
-
-    def single(variables, frames):
-      return model.apply(variables, transforms.normalize(frames[:, 0]),
-                         method=PoseWarper.single_frame)
-
-    def aggregated(variables, frames):
-      return model.apply(variables, transforms.normalize(frames), method=PoseWarper.aggregate)
-
-    def with_flip(fn):
-      if not flip_test:
-        return fn
-      def flipped(variables, frames):
-        back = codec.flip_back(fn(variables, frames[:, :, :, ::-1]))
-        return 0.5 * (fn(variables, frames) + back)
-      return flipped
-
-    def propagated(variables, source, target, heatmaps):
-      return model.apply(variables, transforms.normalize(source), transforms.normalize(target),
-                         heatmaps, method=PoseWarper.propagate)
-
-    self._rows = {'single frame': jax.jit(with_flip(single)),
-                  'aggregation': jax.jit(with_flip(aggregated))}
-    self._propagate = jax.jit(propagated)
+    functions = heatmap_functions(self.model, flip_test)
+    self._rows = {row: jax.jit(functions[row]) for row in ROWS}
+    self._propagate = jax.jit(functions['propagation'])
 
   def __call__(self, row: str, frames: np.ndarray) -> np.ndarray:
     """Heatmaps [N, h, w, J] of a row ('single frame', 'aggregation') for crops [N, T, H, W, 3]."""

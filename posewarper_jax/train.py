@@ -74,8 +74,8 @@ _PREEMPTION_CHECK_EVERY = 10
 # the data from, what it does after training, and the fields of stages not trained yet.
 RESUMABLE = ('stages', 'after_training', 'eval', 'infer', 'train.num_steps', 'train.log_every',
              'train.checkpoint_every', 'train.keep_checkpoints', 'train.parallel',
-             'data.num_workers', 'data.root', 'data.tfds_dir', 'model.head.remat',
-             *config_checks.NOT_OF_A_RUN)
+             'data.num_workers', 'data.root', 'data.tfds_dir', 'model.backbone.remat',
+             'model.head.remat', *config_checks.NOT_OF_A_RUN)
 
 
 class NonFiniteLossError(RuntimeError):

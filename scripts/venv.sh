@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Creates (or reuses) the virtual environment .venv with Python 3.12 and installs a lock file
-# into it; the README's two commands and .ci/run start with it.
+# Creates (or reuses) a virtual environment with Python 3.12 (.venv unless a second argument
+# names another, inside the repository) and installs a lock file into it; the README's two commands and .ci/run start with it.
 #
 #   bash scripts/venv.sh requirements.lock        # what run.py needs
 #   bash scripts/venv.sh requirements-dev.lock    # and the tests' tools
+#   bash scripts/venv.sh requirements-accel.lock .venv-accel   # and the compile-only TPU and
+#                                                 # GPU backends, in a venv of their own
 #   bash scripts/venv.sh --find-python            # only print the Python 3.12 it would use
 #
 # Python 3.12 is looked for as python3.12 on PATH (one that runs: a pyenv shim of an inactive
@@ -48,19 +50,21 @@ if [ "${1:-}" = "--find-python" ]; then
   find_python312
   exit
 fi
-if [ $# -ne 1 ] || [ ! -f "$1" ]; then
-  echo "usage: bash scripts/venv.sh LOCK_FILE (requirements.lock or requirements-dev.lock);" \
-       "got: $*" >&2
+venv="${2:-.venv}"
+if [ $# -lt 1 ] || [ $# -gt 2 ] || [ ! -f "$1" ] || [[ ! "$venv" =~ ^\.venv[A-Za-z0-9_-]*$ ]]; then
+  echo "usage: bash scripts/venv.sh LOCK_FILE [VENV] (LOCK_FILE: requirements.lock," \
+       "requirements-dev.lock or requirements-accel.lock; VENV: .venv (default) or a name" \
+       "starting with .venv, such as .venv-accel); got: $*" >&2
   exit 2
 fi
 lock="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 
 cd "$(dirname "$0")/.."
-if [ ! -x .venv/bin/python ] \
-    || ! .venv/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
-  rm -rf .venv
+if [ ! -x "$venv/bin/python" ] \
+    || ! "$venv/bin/python" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+  rm -rf "$venv"
   python312="$(find_python312)"  # an assignment, so that set -e stops here when none is found
-  echo "scripts/venv.sh: creating .venv with $python312" >&2
-  "$python312" -m venv .venv
+  echo "scripts/venv.sh: creating $venv with $python312" >&2
+  "$python312" -m venv "$venv"
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -r "$lock"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$lock"

@@ -8,9 +8,16 @@ code is unaffected.
 import os
 import tempfile
 
+from posewarper_jax.accelerators import COMPILE_ONLY_ENVIRONMENT
+
 _FLAG = '--xla_force_host_platform_device_count=4'
 if _FLAG.split('=')[0] not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {_FLAG}'.strip()
+
+# JAX's backend is the CPU, also in the venv with libtpu and the CUDA plugin (.venv-accel), where
+# tests/test_aot.py compiles for TPUs and GPUs through compile-only devices.
+for _key, _value in COMPILE_ONLY_ENVIRONMENT.items():
+  os.environ.setdefault(_key, _value)
 
 # One persistent compilation cache per test session (the run.py subprocesses inherit it): the
 # training tests compile the same steps again and again (resume, two processes, each stage).

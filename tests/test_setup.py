@@ -12,6 +12,8 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
+
 from tests.helpers import ROOT
 
 SCRIPT = ROOT / 'scripts' / 'venv.sh'
@@ -66,6 +68,27 @@ def test_a_missing_lock_file_is_named(tmp_path):
   done = subprocess.run(['bash', str(SCRIPT), 'requirements.lok'], capture_output=True,
                         text=True, cwd=ROOT, timeout=60)
   assert done.returncode == 2 and 'requirements.lok' in done.stderr
+
+
+@pytest.mark.parametrize('venv', ['..', '/tmp/elsewhere', 'venv', '.venv/../..'])
+def test_a_venv_outside_the_repository_is_refused_before_anything_is_removed(venv):
+  # The script removes a venv it cannot use: only names starting with .venv, in the repository.
+  done = subprocess.run(['bash', str(SCRIPT), 'requirements.lock', venv], capture_output=True,
+                        text=True, cwd=ROOT, timeout=60)
+  assert done.returncode == 2 and 'VENV' in done.stderr and venv in done.stderr
+
+
+def test_the_accelerator_lock_pins_the_dev_locks_versions():
+  """requirements-accel.lock is the dev lock plus the compile-only backends: every package the
+  two share at the same version, so the compile tests run the code the CPU tests run."""
+  def pins(name):
+    return dict(re.findall(r'^([A-Za-z0-9_.\-]+)==(\S+)', (ROOT / name).read_text(),
+                           re.MULTILINE))
+
+  dev, accel = pins('requirements-dev.lock'), pins('requirements-accel.lock')
+  assert {k: accel.get(k) for k in dev} == dev
+  assert {'libtpu', 'jax-cuda12-plugin', 'jax-cuda12-pjrt', 'nvidia-cuda-nvcc-cu12'} <= (
+      accel.keys() - dev.keys())
 
 
 def test_the_build_backend_is_the_pinned_one():

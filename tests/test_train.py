@@ -253,6 +253,31 @@ def test_bfloat16_step_is_close_to_float32(data_root, batches):
   assert cosine > 0.95, cosine
 
 
+def test_a_rematerialized_backbone_gives_the_plain_steps_loss_and_gradients(data_root, batches):
+  """config.model.backbone.remat: the same function; only the memory of the step changes."""
+  results, convolutions = {}, {}
+  for remat in (False, True):
+    config = tiny_config(data_root)
+    config.model.backbone.remat = remat
+    state = _traced_state(config, 1)
+    step = train.make_train_step(1)
+    program = step.lower(state, _split(batches[0], 4)).as_text()
+    convolutions[remat] = program.count('stablehlo.convolution')
+    new, metrics = step(state, _split(batches[0], 4))
+    results[remat] = (float(metrics['loss']), _flat(new.opt_state.trace),
+                      _flat(new.batch_stats))
+  # The recomputed blocks are in the program (the backward's second forward of their
+  # convolutions): without them this comparison would test nothing.
+  assert convolutions[True] > convolutions[False], convolutions
+  (loss, grads, stats), (loss_r, grads_r, stats_r) = results[False], results[True]
+  assert loss_r == pytest.approx(loss, rel=1e-6)
+  assert grads.keys() == grads_r.keys()
+  for name in grads:
+    assert_close_to_scale(grads_r[name], grads[name], rtol=1e-5, name=name)
+  for name in stats:
+    np.testing.assert_allclose(stats_r[name], stats[name], rtol=1e-5, atol=1e-7, err_msg=name)
+
+
 @pytest.mark.parametrize('backbone_bn', ['frozen', 'batch'])
 def test_stage2_four_devices_equal_one_and_only_the_head_trains(data_root, batches, backbone_bn):
   """Stage 2 from [1, 8] and [4, 2]: the head's gradients averaged, its BatchNorm statistics

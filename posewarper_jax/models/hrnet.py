@@ -24,6 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from posewarper_jax.ops import backend
+
 ModuleDef = Callable[..., nn.Module]
 
 # The official HRNet initialization: N(0, 0.001) for every convolution, biases 0; BatchNorm
@@ -80,7 +82,7 @@ def materialize(x: jax.Array) -> jax.Array:
   more time than the convolutions. With the block outputs materialized the transposes become
   copies. On GPU and TPU, XLA's fusions are profitable as they are: the barrier stays off there.
   """
-  if jax.default_backend() == 'cpu':
+  if backend.platform() == 'cpu':
     return jax.lax.optimization_barrier(x)
   return x
 
@@ -146,6 +148,7 @@ class HighResolutionModule(nn.Module):
   num_blocks: int
   conv: ModuleDef
   norm: ModuleDef
+  block: ModuleDef = BasicBlock  # or nn.remat(BasicBlock): HRNet.remat
   multi_scale_output: bool = True
 
   @nn.compact
@@ -155,7 +158,7 @@ class HighResolutionModule(nn.Module):
     xs = list(xs)
     for b, c in enumerate(self.channels):
       for k in range(self.num_blocks):
-        xs[b] = BasicBlock(c, self.conv, self.norm, name=f'branches_{b}_{k}')(xs[b])
+        xs[b] = self.block(c, self.conv, self.norm, name=f'branches_{b}_{k}')(xs[b])
     if len(xs) == 1:
       return xs
     outputs = []
@@ -189,6 +192,11 @@ class HRNet(nn.Module):
     layer1_planes: Bottleneck planes of layer1 (its output has 4 * layer1_planes channels).
     layer1_blocks: Bottlenecks in layer1.
     num_joints: heatmap channels.
+    remat: recompute each residual block's activations (layer1's Bottlenecks, every branch's
+      BasicBlocks) in the backward pass instead of keeping them (jax.checkpoint): the same
+      function and gradients; a training step's activation memory falls to the blocks' inputs
+      and outputs, for about one more forward pass of compute. What brings the release's
+      per-device batch into a 16 GiB TPU v5e (docs/accelerators.md).
     dtype: computation dtype (parameters stay in float32); heatmaps come out in it.
     bn_axis_name: axis over which training-mode BatchNorm averages its statistics.
 
@@ -203,6 +211,7 @@ class HRNet(nn.Module):
   layer1_planes: int = 64
   layer1_blocks: int = 4
   num_joints: int = 17
+  remat: bool = False
   dtype: Any = None
   bn_axis_name: str | None = None
 
@@ -218,11 +227,13 @@ class HRNet(nn.Module):
                        f'for {len(self.stage_modules) + 1} branches, got {images.shape}')
     conv = make_conv(self.dtype)
     norm = make_norm(train, self.dtype, self.bn_axis_name)
+    bottleneck, basic_block = ((nn.remat(Bottleneck), nn.remat(BasicBlock)) if self.remat
+                               else (Bottleneck, BasicBlock))
 
     x = nn.relu(norm(name='bn1')(conv(self.stem_features, 3, 2, name='conv1')(images)))
     x = nn.relu(norm(name='bn2')(conv(self.stem_features, 3, 2, name='conv2')(x)))
     for k in range(self.layer1_blocks):
-      x = Bottleneck(self.layer1_planes, conv, norm,
+      x = bottleneck(self.layer1_planes, conv, norm,
                      project=k == 0 and self.stem_features != 4 * self.layer1_planes,
                      name=f'layer1_{k}')(x)
 
@@ -234,7 +245,7 @@ class HRNet(nn.Module):
       branches = self._transition(stage - 1, branches, channels, conv, norm)
       for m in range(modules):
         branches = HighResolutionModule(
-            channels, blocks, conv, norm,
+            channels, blocks, conv, norm, block=basic_block,
             multi_scale_output=not (stage == last_stage and m == modules - 1),
             name=f'stage{stage}_{m}')(branches)
 

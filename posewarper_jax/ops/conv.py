@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from posewarper_jax.ops import backend
+
 _NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1),
                                  out_spec=(0, 3, 1, 2))
 
@@ -46,7 +48,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          batch_group_count=1, precision=None, preferred_element_type=None):
   """lax.conv_general_dilated; see the module docstring for when its kernel gradient is
   rewritten."""
-  if (jax.default_backend() != 'cpu' or not _is_nhwc(dimension_numbers)
+  if (backend.platform() != 'cpu' or not _is_nhwc(dimension_numbers)
       or not _ones(window_strides) or not _ones(lhs_dilation) or feature_group_count != 1
       or batch_group_count != 1 or preferred_element_type is not None
       or isinstance(padding, str) or lhs.ndim != 4):
