@@ -288,12 +288,16 @@ def _log(row: dict[str, Any]) -> None:
 
 
 def compile_target(config, target: accelerators.Target, programs: Sequence[str],
-                   fit: bool = False, counts: Sequence[dict[str, Any]] = ()
+                   fit: bool = False, counts: Sequence[dict[str, Any]] = (),
+                   done: Sequence[dict[str, Any]] = (),
+                   on_row: Callable[[dict[str, Any]], None] = lambda row: None
                    ) -> list[dict[str, Any]]:
   """Every program of `programs` (PROGRAMS) compiled for `target` with config.model.dtype; a
-  row (analyse) per compile, printed as it comes. counts: rows of other targets whose FLOPs
-  and bytes a GPU target takes for the same program (_key) instead of compiling it for the
-  CPU to count them."""
+  row (analyse) per compile, printed and passed to `on_row` as it comes. counts: rows of other
+  targets whose FLOPs and bytes a GPU target takes for the same program (_key) instead of
+  compiling it for the CPU to count them. done: rows compiled before (a run that stopped):
+  their programs are not compiled again."""
+  finished = {(r['target'], *_key(r)): r for r in done}
   counted_on = {_key(r): (r['cost']['flops'], r['cost']['bytes'], r['target'])
                 for r in counts if r.get('cost') and r['cost']['counted_on'] != 'cpu'}
   devices = accelerators.compile_only_devices(target)
@@ -303,6 +307,11 @@ def compile_target(config, target: accelerators.Target, programs: Sequence[str],
 
   def run(make: Callable[[Sequence], Program], variant: str = '') -> dict[str, Any]:
     program = make(devices)
+    before = finished.get((target.name, program.name, dtype, program.per_device, variant))
+    if before:
+      print(f'{target.name:8s} {program.name:24s} {dtype:8s} {program.per_device:3d} '
+            f'{variant:14s} compiled before', flush=True)
+      return before
     compiled, seconds = compile_program(program, platform)
     counted = None
     if platform == 'gpu':
@@ -313,6 +322,7 @@ def compile_target(config, target: accelerators.Target, programs: Sequence[str],
       row['variant'] = variant
     _log(row)
     rows.append(row)
+    on_row(row)
     return row
 
   for name in programs:
@@ -417,22 +427,28 @@ def _run(flags) -> None:
   out = pathlib.Path(flags.out).resolve() if flags.out else None
   counts = [r for path in flags.counts_from
             for r in json.loads(pathlib.Path(path).read_text())['rows']]
+  # A run that stopped resumes: the rows already in --out are kept and not compiled again.
+  saved = json.loads(out.read_text()) if out and out.exists() else {'rows': [], 'commands': []}
+  saved['commands'].append(' '.join(sys.argv))
   rows = []
+
+  def keep(row: dict[str, Any]) -> None:
+    saved['rows'].append(row)
+    if out:  # after every compile: a long run that stops keeps what it compiled
+      out.parent.mkdir(parents=True, exist_ok=True)
+      saved.update(date=time.strftime('%Y-%m-%d'), versions=versions())
+      out.write_text(json.dumps(saved, indent=1) + '\n')
+
   for target in targets:
     for dtype in flags.dtypes:
       run_config = config.copy_and_resolve_references()
       run_config.model.dtype = dtype
       try:
         rows += compile_target(run_config, target, flags.programs, fit=flags.fit,
-                               counts=counts)
+                               counts=counts, done=list(saved['rows']), on_row=keep)
       except accelerators.MissingBackendError as e:
         raise SystemExit(str(e)) from None
-      if out:  # after every target and dtype: a long run that stops keeps what it compiled
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({'date': time.strftime('%Y-%m-%d'), 'versions': versions(),
-                                   'command': ' '.join(sys.argv), 'rows': rows}, indent=1)
-                       + '\n')
-  print(tables(rows))
+  print(tables(saved['rows'] if out else rows))
   if out:
     print(f'wrote {out}')
 

@@ -175,15 +175,22 @@ def test_the_command_compiles_a_target_and_writes_its_rows(tmp_path):
   # As a user types it, from another folder with relative paths.
   config = os.path.relpath(ROOT / 'configs' / 'posewarper.py', tmp_path)
   env = {**os.environ, 'PYTHONPATH': str(ROOT)}
-  result = subprocess.run(
-      [sys.executable, '-m', 'posewarper_jax.aot', f'--config={config}:stage1',
-       *tiny_model_overrides(), '--targets=v5e-4', '--dtypes=bfloat16', '--programs=stage1',
-       '--out=rows/v5e.json'], cwd=tmp_path, env=env, capture_output=True, text=True,
-      timeout=600)
+  command = [sys.executable, '-m', 'posewarper_jax.aot', f'--config={config}:stage1',
+             *tiny_model_overrides(), '--targets=v5e-4', '--dtypes=bfloat16',
+             '--programs=stage1', '--out=rows/v5e.json']
+  result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   written = json.loads((tmp_path / 'rows' / 'v5e.json').read_text())
   (row,) = written['rows']
   assert (row['target'], row['program'], row['dtype']) == ('v5e-4', 'stage1', 'bfloat16')
   assert row['per_device'] == posewarper_config.get_config('stage1').stage1.global_batch // 8
   assert written['versions']['libtpu'] != 'not installed'
-  assert 'v5e-4    stage1' in result.stdout
+  assert 'v5e-4    stage1' in result.stdout and '| v5e-4 | stage1 | bfloat16 |' in result.stdout
+
+  # Run again (a long run that stopped): what is in --out is not compiled again.
+  again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert 'compiled before' in again.stdout
+  assert json.loads((tmp_path / 'rows' / 'v5e.json').read_text())['rows'] == [row]
