@@ -56,9 +56,10 @@ PROGRAMS = (*TRAIN_PROGRAMS, 'aggregation', 'propagation', 'deform')
 # The release trained both stages on 8 GPUs (spec 2.1): config.stageN.global_batch over these
 # is its per-device batch (16 crops in stage 1, 8 pairs in stage 2).
 RELEASE_GPUS = 8
-_COLLECTIVES = ('all-reduce', 'all-reduce-start', 'reduce-scatter', 'all-gather',
-                'all-gather-start', 'all-to-all', 'collective-permute',
-                'collective-permute-start')
+# Synchronous collectives, and the ends of asynchronous ones (a start's result also holds its
+# operands; the done's is the collective's result).
+_COLLECTIVES = ('all-reduce', 'all-reduce-done', 'reduce-scatter', 'all-gather',
+                'all-gather-done', 'all-to-all', 'collective-permute', 'collective-permute-done')
 _DTYPE_BYTES = {'pred': 1, 's8': 1, 'u8': 1, 'bf16': 2, 'f16': 2, 's16': 2, 'u16': 2, 'f32': 4,
                 's32': 4, 'u32': 4, 'f64': 8, 's64': 8, 'u64': 8}
 
@@ -195,7 +196,7 @@ def collectives(hlo_text: str) -> dict[str, dict[str, int]]:
     match = re.match(r'\s*(?:ROOT\s+)?%?[\w.\-]+ = (.+?) ([a-z][a-z\-]*)\(', line)
     if not match or match.group(2) not in _COLLECTIVES:
       continue
-    kind = match.group(2).removesuffix('-start')
+    kind = match.group(2).removesuffix('-done')
     size = sum(_DTYPE_BYTES.get(t, 4) * int(np.prod([int(d) for d in dims.split(',') if d]))
                for t, dims in re.findall(r'\b([a-z]+\d*)\[([\d,]*)\]', match.group(1)))
     entry = found.setdefault(kind, {'count': 0, 'bytes': 0})
@@ -271,8 +272,9 @@ def _cpu_costs(make: Callable[[Sequence], Program], platform: str
 
 
 def _key(row: dict[str, Any]) -> tuple:
-  """What makes two targets' rows the same program: a count of one stands for the other's."""
-  return row['program'], row['dtype'], row['per_device'], row.get('variant', '')
+  """What makes a row the same compile: target, program, dtype, per-device batch, variant."""
+  return (row['target'], row['program'], row['dtype'], row['per_device'],
+          row.get('variant', ''))
 
 
 def _log(row: dict[str, Any]) -> None:
@@ -288,24 +290,22 @@ def _log(row: dict[str, Any]) -> None:
 
 
 def compile_target(config, target: accelerators.Target, programs: Sequence[str],
-                   fit: bool = False, counts: Sequence[dict[str, Any]] = (),
-                   done: Sequence[dict[str, Any]] = (),
+                   fit: bool = False, done: Sequence[dict[str, Any]] = (),
                    on_row: Callable[[dict[str, Any]], None] = lambda row: None
                    ) -> list[dict[str, Any]]:
   """Every program of `programs` (PROGRAMS) compiled for `target` with config.model.dtype; a
-  row (analyse) per compile, printed and passed to `on_row` as it comes. counts: rows of other
-  targets whose FLOPs and bytes a GPU target takes for the same program (_key) instead of
-  compiling it for the CPU to count them. done: rows compiled before (a run that stopped):
-  their programs are not compiled again."""
-  finished = {(r['target'], *_key(r)): r for r in done}
-  counted_on = {_key(r): (r['cost']['flops'], r['cost']['bytes'], r['target'])
-                for r in counts if r.get('cost') and r['cost']['counted_on'] != 'cpu'}
+  row (analyse) per compile, printed and passed to `on_row` as it comes. done: rows compiled
+  before (a run that stopped): their programs are not compiled again."""
+  finished = {_key(r): r for r in done}
   devices = accelerators.compile_only_devices(target)
   platform = target.chip.platform
   dtype = config.model.dtype
   rows = []
 
-  def run(make: Callable[[Sequence], Program], variant: str = '') -> dict[str, Any]:
+  # A config that rematerializes the backbone is a variant of the release's step.
+  as_configured = 'backbone remat' if config.model.backbone.remat else ''
+
+  def run(make: Callable[[Sequence], Program], variant: str = as_configured) -> dict[str, Any]:
     program = make(devices)
     before = finished.get((target.name, program.name, dtype, program.per_device, variant))
     if before:
@@ -313,10 +313,7 @@ def compile_target(config, target: accelerators.Target, programs: Sequence[str],
             f'{variant:14s} compiled before', flush=True)
       return before
     compiled, seconds = compile_program(program, platform)
-    counted = None
-    if platform == 'gpu':
-      counted = (counted_on.get((program.name, dtype, program.per_device, variant))
-                 or _cpu_costs(make, platform))
+    counted = _cpu_costs(make, platform) if platform == 'gpu' else None
     row = analyse(program, compiled, seconds, target, dtype, counted)
     if variant:
       row['variant'] = variant
@@ -425,8 +422,6 @@ def _run(flags) -> None:
   if bad:
     raise SystemExit(f'--dtypes: {", ".join(bad)}; the dtypes are {", ".join(DTYPES)}')
   out = pathlib.Path(flags.out).resolve() if flags.out else None
-  counts = [r for path in flags.counts_from
-            for r in json.loads(pathlib.Path(path).read_text())['rows']]
   # A run that stopped resumes: the rows already in --out are kept and not compiled again.
   saved = json.loads(out.read_text()) if out and out.exists() else {'rows': [], 'commands': []}
   saved['commands'].append(' '.join(sys.argv))
@@ -445,7 +440,7 @@ def _run(flags) -> None:
       run_config.model.dtype = dtype
       try:
         rows += compile_target(run_config, target, flags.programs, fit=flags.fit,
-                               counts=counts, done=list(saved['rows']), on_row=keep)
+                               done=list(saved['rows']), on_row=keep)
       except accelerators.MissingBackendError as e:
         raise SystemExit(str(e)) from None
   print(tables(saved['rows'] if out else rows))
@@ -467,9 +462,6 @@ def _define_flags():
                     'batches and the backbone rematerialized too.')
   flags.DEFINE_string('out', '', 'Write the rows as JSON here.')
   flags.DEFINE_list('tables', [], 'Compile nothing: print the tables of these --out files.')
-  flags.DEFINE_list('counts_from', [], '--out files of TPU targets: a GPU target takes the '
-                    "FLOPs and bytes of the same program from them (XLA's GPU compiler gives "
-                    "none) instead of compiling it for this machine's CPU to count them.")
   return flags.FLAGS
 
 

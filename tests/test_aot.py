@@ -141,14 +141,17 @@ def test_the_program_for_an_accelerator_leaves_out_the_cpus_formulations():
 
 
 def test_collectives_are_counted_with_the_bytes_of_their_results():
+  # A TPU's synchronous all-reduce; a GPU's asynchronous one, whose start's result also holds
+  # its operands (counted once, at its done); an all-gather; anything else is not counted.
   hlo = '\n'.join([
       '  %psum.7 = f32[3,3,16,16]{3,2,1,0:T(8,128)} all-reduce(%fusion.2), channel_id=1',
-      '  %ars = (bf16[8,4]{1,0}, f32[2]{0}) all-reduce-start(%a, %b), channel_id=2',
-      '  %ard = (bf16[8,4]{1,0}, f32[2]{0}) all-reduce-done(%ars)',
+      '  %ars = ((f32[2,16]{1,0}, bf16[8]{0}), f32[2,16]{1,0}, bf16[8]{0}) all-reduce-start(%a)',
+      '  %ard = (f32[2,16]{1,0}, bf16[8]{0}) all-reduce-done(%ars), metadata={}',
       '  ROOT %ag = f32[4,2]{1,0} all-gather(%c), dimensions={0}',
       '  %add = f32[3]{0} add(%x, %y)'])
-  assert aot.collectives(hlo) == {'all-reduce': {'count': 2, 'bytes': 3 * 3 * 16 * 16 * 4 + 72},
-                                  'all-gather': {'count': 1, 'bytes': 32}}
+  assert aot.collectives(hlo) == {
+      'all-reduce': {'count': 2, 'bytes': 3 * 3 * 16 * 16 * 4 + 2 * 16 * 4 + 8 * 2},
+      'all-gather': {'count': 1, 'bytes': 32}}
 
 
 @pytest.mark.skipif(_HAVE['tpu'], reason='libtpu is installed here')
