@@ -375,7 +375,7 @@ def tables(rows: Sequence[dict[str, Any]]) -> str:
         f'{"" if m["fits"] else " **does not fit**"} | {_gib(m["temporaries"])} | '
         + (f'{c["flops"] / 1e9:.1f} | {c["bytes"] / 1e9:.2f} | {c["counted_on"]} | '
            f'{c["bound_s"] * 1e3:.2f} ({c["bound"]}) | '
-           f'{c["samples_per_s_per_chip_at_most"]:.1f} | ' if c else '| | | | | ')
+           f'{c["samples_per_s_per_chip_at_most"]:.3g} | ' if c else '| | | | | ')
         + f'{collectives} | {r["compile_seconds"]} |')
   head = {(r['target'], r['dtype']): r for r in rows if r['program'] == 'warping head'}
   deform = [r for r in rows if r['program'] == 'deformable convolutions']
