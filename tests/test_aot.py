@@ -104,6 +104,21 @@ def test_the_training_steps_compile_for_a_tpu_slice_and_two_gpus(name, stage):
                                   cost['bytes'] / target.chip.hbm_bandwidth)
 
 
+@pytest.mark.parametrize('row', ['aggregation', 'propagation'])
+def test_the_inference_functions_compile_for_one_gpu(row):
+  # What eval, propagation and augmentation run (predictor.heatmap_functions), on one device.
+  _needs('gpu')
+  config = _tiny_config()
+  target = accelerators.TARGETS['h100-2']
+  device = accelerators.compile_only_devices(target)[0]
+  program = aot.inference_program(config, row, device, per_device=3)
+  compiled, seconds = aot.compile_program(program, 'gpu')
+  result = aot.analyse(program, compiled, seconds, target, 'float32')
+  h, w = (s // 4 for s in config.image_size)
+  assert compiled.out_info.shape == (3, h, w, 17)
+  assert result['collectives'] == {} and result['memory']['fits']
+
+
 def test_the_program_for_an_accelerator_leaves_out_the_cpus_formulations():
   # HRNet's optimization barriers (hrnet.materialize) pay off only on the CPU: a program traced
   # for a TPU or a GPU, on a machine whose JAX backend is the CPU, must not carry them.
