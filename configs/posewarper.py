@@ -78,8 +78,8 @@ def _paper() -> ml_collections.ConfigDict:
       layer1_planes=64,
       layer1_blocks=4,
       # Recompute the residual blocks' activations in the backward pass (memory for about one
-      # more forward pass; the same function): how the release's 16 crops per device fit a
-      # 16 GiB TPU v5e (docs/accelerators.md).
+      # more forward pass; the same function): for batches or crops larger than a chip holds
+      # (the release's 16 crops per device fit every chip without it: docs/accelerators.md).
       remat=False,
   ))
   # The warping head (spec 1.3).

@@ -195,8 +195,8 @@ class HRNet(nn.Module):
     remat: recompute each residual block's activations (layer1's Bottlenecks, every branch's
       BasicBlocks) in the backward pass instead of keeping them (jax.checkpoint): the same
       function and gradients; a training step's activation memory falls to the blocks' inputs
-      and outputs, for about one more forward pass of compute. What brings the release's
-      per-device batch into a 16 GiB TPU v5e (docs/accelerators.md).
+      and outputs, for about one more forward pass of compute. For batches or crops larger
+      than a chip holds (docs/accelerators.md: the release's fit every chip without it).
     dtype: computation dtype (parameters stay in float32); heatmaps come out in it.
     bn_axis_name: axis over which training-mode BatchNorm averages its statistics.
 
