@@ -424,7 +424,7 @@ def _run(flags) -> None:
   out = pathlib.Path(flags.out).resolve() if flags.out else None
   # A run that stopped resumes: the rows already in --out are kept and not compiled again.
   saved = json.loads(out.read_text()) if out and out.exists() else {'rows': [], 'commands': []}
-  saved['commands'].append(' '.join(sys.argv))
+  saved['commands'].append(' '.join(['python -m posewarper_jax.aot', *sys.argv[1:]]))
   rows = []
 
   def keep(row: dict[str, Any]) -> None:
