@@ -359,6 +359,10 @@ def _gib(n: float) -> str:
   return f'{n / accelerators.GIB:.2f}'
 
 
+def _rate(x: float) -> str:
+  return f'{x:,.0f}' if x >= 100 else f'{x:.3g}'
+
+
 def tables(rows: Sequence[dict[str, Any]]) -> str:
   """The rows as two markdown tables: every program per target, then the deformable
   convolutions against the whole warping head."""
@@ -375,7 +379,7 @@ def tables(rows: Sequence[dict[str, Any]]) -> str:
         f'{"" if m["fits"] else " **does not fit**"} | {_gib(m["temporaries"])} | '
         + (f'{c["flops"] / 1e9:.1f} | {c["bytes"] / 1e9:.2f} | {c["counted_on"]} | '
            f'{c["bound_s"] * 1e3:.2f} ({c["bound"]}) | '
-           f'{c["samples_per_s_per_chip_at_most"]:.3g} | ' if c else '| | | | | ')
+           f'{_rate(c["samples_per_s_per_chip_at_most"])} | ' if c else '| | | | | ')
         + f'{collectives} | {r["compile_seconds"]} |')
   head = {(r['target'], r['dtype']): r for r in rows if r['program'] == 'warping head'}
   deform = [r for r in rows if r['program'] == 'deformable convolutions']
