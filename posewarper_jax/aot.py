@@ -104,9 +104,7 @@ def abstract_train_state(config, stage: int) -> train.TrainState:
   """The state a stage trains, as ShapeDtypeStructs (nothing initialized)."""
   model = create_model(config, bn_axis_name=train.AXIS)
   tx, _ = train.make_optimizer(config[f'stage{stage}'], config.train, steps_per_epoch=1000)
-  return jax.eval_shape(lambda: train.create_train_state(
-      model, init_variables(model, config.seed, tuple(config.image_size)), tx, stage,
-      config.seed))
+  return train.abstract_train_state(model, tx, config, stage)
 
 
 def train_program(config, stage: int, devices: Sequence, per_device: int) -> Program:
@@ -417,7 +415,10 @@ def _run(flags) -> None:
     print(tables(rows))
     return
   config = flags.config
-  targets = [accelerators.target(t) for t in flags.targets]
+  try:
+    targets = [accelerators.target(t) for t in flags.targets]
+  except ValueError as e:
+    raise SystemExit(f'--targets: {e}') from None
   unknown = sorted(set(flags.programs) - set(PROGRAMS))
   if unknown:
     raise SystemExit(f'--programs: no program {", ".join(unknown)}; the programs are '

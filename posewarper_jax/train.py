@@ -137,6 +137,15 @@ def create_train_state(model: PoseWarper, variables: Mapping[str, Any],
                     rng=jax.random.key_data(jax.random.key(seed)))
 
 
+def abstract_train_state(model: PoseWarper, tx: optax.GradientTransformation, config,
+                         stage: int) -> TrainState:
+  """The state at step 0 as ShapeDtypeStructs (nothing initialized): what a checkpoint is
+  restored into, and what posewarper_jax.aot compiles the step for."""
+  return jax.eval_shape(lambda: create_train_state(
+      model, init_variables(model, config.seed, tuple(config.image_size)), tx, stage,
+      config.seed))
+
+
 def train_step(state: TrainState, batch: Mapping[str, jax.Array], *, stage: int,
                backbone_bn: str = 'frozen', dtype: Any = jnp.float32,
                axis_name: str = AXIS) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -544,9 +553,7 @@ def _set_aside(manager: ocp.CheckpointManager, manager_dir: pathlib.Path,
 def _restore(manager: ocp.CheckpointManager, step: int, model: PoseWarper,
              tx: optax.GradientTransformation, config, stage: int, iterator) -> TrainState:
   """The state at `step` (host arrays) and the iterator moved to the batch after it."""
-  shapes = jax.eval_shape(lambda: create_train_state(
-      model, init_variables(model, config.seed, tuple(config.image_size)), tx, stage,
-      config.seed))
+  shapes = abstract_train_state(model, tx, config, stage)
   target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), _as_saved(shapes))
   restored = manager.restore(step, args=ocp.args.Composite(**{
       checkpoints.STATE: ocp.args.StandardRestore(target),
