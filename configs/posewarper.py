@@ -158,7 +158,7 @@ def _paper() -> ml_collections.ConfigDict:
   ))
   # A stand-in for COCO pretraining on synthetic videos (posewarper_jax/pretrain.py): with
   # stills > 0, that many labeled still images are generated into <workdir>/data/stills (drawn
-  # unlike the videos: posewarper_jax/data/stills.py), stage 1 is trained on them from scratch
+  # unlike the videos: posewarper_jax/data/stills), stage 1 is trained on them from scratch
   # in <workdir>/pretrain with stage1's schedule below (evaluate: its single frame then scored
   # on the validation videos), and the run's stage 1 starts from it (config.stage1.init stays
   # empty). Made once per workdir and resumed like every stage. 0: no stand-in.
@@ -166,7 +166,7 @@ def _paper() -> ml_collections.ConfigDict:
       stills=0,
       seed=0,
       max_people=6,           # people per still: 1 to this many
-      # The share of the videos' limb colours in the stills' limbs (data/stills.py,
+      # The share of the videos' limb colours in the stills' limbs (data/stills/writer.py,
       # generate_stills): how much of the videos' "anatomy" the stand-in's people share.
       limb_code=0.0,
       evaluate=True,

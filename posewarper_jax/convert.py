@@ -49,7 +49,7 @@ LAYOUTS = ('auto', 'official', 'mmpose')
 _PAPER_DILATIONS = (3, 6, 12, 18, 24)
 _HEAD_NAMES = ('offset_feats.', 'offsets', 'deform_conv')
 # Flax leaf name -> PyTorch parameter name, per collection.
-_LEAF_NAMES = {
+LEAF_NAMES = {
     'params': {'kernel': 'weight', 'scale': 'weight', 'bias': 'bias'},
     'batch_stats': {'mean': 'running_mean', 'var': 'running_var'},
 }
@@ -73,7 +73,7 @@ def torch_name(path: tuple[str, ...]) -> str:
 
   ('stage3_1', 'fuse_layers_2_0_1_1', 'scale') -> 'stage3.1.fuse_layers.2.0.1.1.weight'.
   The trailing _<digits> groups of a module name are PyTorch's indices into ModuleLists and
-  Sequentials; the collection-specific leaf names are in _LEAF_NAMES.
+  Sequentials; the collection-specific leaf names are in LEAF_NAMES.
   """
   *modules, leaf = path
   parts = []
@@ -212,7 +212,7 @@ def torch_to_flax(state_dict: Mapping[str, Any], layout: str = 'auto',
   for (collection, part, *path), target in targets.items():
     if part == 'warper' and not has_head:
       continue
-    name = torch_name((*path[:-1], _LEAF_NAMES[collection][path[-1]]))
+    name = torch_name((*path[:-1], LEAF_NAMES[collection][path[-1]]))
     if name not in official:
       missing.append(name)
       continue

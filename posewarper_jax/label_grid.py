@@ -35,6 +35,7 @@ set (config.data.synthetic) is generated once in <workdir>/data and shared by ev
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -42,10 +43,19 @@ import pathlib
 import jax
 import ml_collections
 
-from posewarper_jax import augment, paths, plots, pretrain, report, train
+from posewarper_jax import (
+  augment,
+  config_checks,
+  experiment,
+  paths,
+  plots,
+  pretrain,
+  provenance,
+  report,
+  train,
+)
 from posewarper_jax.data import source
 from tfds_posetrack.posetrack18 import split_directory
-from tfds_posetrack.posetrack18.pairs import check_sparse_labels
 
 CURVES = ('baseline', '+ PoseWarper augmentation', '+ aggregation')
 # config.grid.controls: the baseline retrained on the same frames with other poses
@@ -62,25 +72,6 @@ LABEL_ROWS = (('PoseWarper', 'posewarper'), ('copy', 'copy'))
 LABEL_FIELDS = ('pckh', 'offset')
 
 
-def labels(config) -> list[tuple[int, int]]:
-  """config.grid.labels as (V, N) pairs; ValueError naming the field for anything else."""
-  points = []
-  for entry in config.grid.labels:
-    if not isinstance(entry, (tuple, list)) or len(entry) != 2:
-      raise ValueError(f'config.grid.labels: each entry is (labeled_videos, '
-                       f'labeled_frames_per_video), got {entry!r}')
-    try:
-      check_sparse_labels(*entry)
-    except ValueError as error:
-      raise ValueError(f'config.grid.labels {tuple(entry)}: {error}') from None
-    points.append((int(entry[0]), int(entry[1])))
-  if not points:
-    raise ValueError('config.grid.labels is empty: no (V, N) to train')
-  if len(set(points)) != len(points):
-    raise ValueError(f'config.grid.labels repeats a point: {points}')
-  return points
-
-
 def point_name(videos: int, frames: int) -> str:
   """The folder of a grid point: 'V50_N1', 'Vall_N2'."""
   return f'V{"all" if videos == -1 else videos}_N{"all" if frames == -1 else frames}'
@@ -88,80 +79,52 @@ def point_name(videos: int, frames: int) -> str:
 
 def sparse_config(config, data, videos: int, frames: int) -> ml_collections.ConfigDict:
   """Step 1's run: both stages on the (V, N) subset; eval (single frame), propagate, augment."""
-  run = ml_collections.ConfigDict(config.to_dict())
-  run.data = ml_collections.ConfigDict(data.to_dict())
-  run.data.update(labeled_videos=videos, labeled_frames_per_video=frames)
-  run.stages = (1, 2)
+  run_config = ml_collections.ConfigDict(config.to_dict())
+  run_config.data = ml_collections.ConfigDict(data.to_dict())
+  run_config.data.update(labeled_videos=videos, labeled_frames_per_video=frames)
+  run_config.stages = (1, 2)
   # Its own networks: one from elsewhere may have seen labels outside the subset.
-  run.stage2.init = run.eval.checkpoint = ''
-  run.after_training = ('eval', 'propagate', 'augment')
-  run.eval.aggregate = False  # the baseline curve is the single frame
-  return run
+  run_config.stage2.init = run_config.eval.checkpoint = ''
+  run_config.after_training = ('eval', 'propagate', 'augment')
+  run_config.eval.aggregate = False  # the baseline curve is the single frame
+  return run_config
 
 
 def baseline_config(config, data, videos: int, frames: int,
                     initialisation: int) -> ml_collections.ConfigDict:
   """A further initialisation of step 1's baseline: stage 1 alone on the same labels, with
   config.seed + initialisation; its single-frame mAP."""
-  run = sparse_config(_seeded(config, initialisation), data, videos, frames)
-  run.data.labeled_seed = source.labeled_seed(config)  # the labels of the grid's draw
-  run.stages = (1,)
-  run.after_training = ('eval',)
-  return run
+  run_config = sparse_config(_with_seed(config, initialisation), data, videos, frames)
+  run_config.data.labeled_seed = source.labeled_seed(config)  # the labels of the grid's draw
+  run_config.stages = (1,)
+  run_config.after_training = ('eval',)
+  return run_config
 
 
 def retrain_config(config, data, augmented_root: pathlib.Path) -> ml_collections.ConfigDict:
   """Step 2's run: both stages on the enlarged set with config.grid.retrain's settings; eval
   with aggregation. The enlarged set holds only kept and propagated labels: all of them train."""
-  run = ml_collections.ConfigDict(config.to_dict())
-  run.data = ml_collections.ConfigDict(data.to_dict())
-  run.data.update(root=str(augmented_root), tfds_dir='', labeled_videos=-1,
+  run_config = ml_collections.ConfigDict(config.to_dict())
+  run_config.data = ml_collections.ConfigDict(data.to_dict())
+  run_config.data.update(root=str(augmented_root), tfds_dir='', labeled_videos=-1,
                   labeled_frames_per_video=-1)
-  run.stages = (1, 2)
-  run.stage1.update(config.grid.retrain.stage1.to_dict())
-  run.stage2.update(config.grid.retrain.stage2.to_dict())
-  run.stage2.init = run.eval.checkpoint = ''  # the retrained networks, never another's
-  run.after_training = ('eval',)
-  run.eval.aggregate = True
-  return run
+  run_config.stages = (1, 2)
+  run_config.stage1.update(config.grid.retrain.stage1.to_dict())
+  run_config.stage2.update(config.grid.retrain.stage2.to_dict())
+  # The retrained networks, never another's.
+  run_config.stage2.init = run_config.eval.checkpoint = ''
+  run_config.after_training = ('eval',)
+  run_config.eval.aggregate = True
+  return run_config
 
 
 def control_config(config, data, augmented_root: pathlib.Path) -> ml_collections.ConfigDict:
   """A control's run: the baseline alone retrained on a control's enlarged set (as step 2's,
   single frame only)."""
-  run = retrain_config(config, data, augmented_root)
-  run.stages = (1,)
-  run.eval.aggregate = False
-  return run
-
-
-def controls(config) -> tuple[str, ...]:
-  """config.grid.controls, checked: ValueError naming the field for an unknown one."""
-  names = tuple(config.grid.get('controls', ()))
-  unknown = [c for c in names if c not in CONTROL_CURVES]
-  if unknown or len(set(names)) != len(names):
-    raise ValueError(f'config.grid.controls: each of {tuple(CONTROL_CURVES)} at most once, got '
-                     f'{names!r}')
-  return names
-
-
-def spread(config, points: list[tuple[int, int]]) -> tuple[tuple[tuple[int, int], ...], int]:
-  """(config.grid.spread_points, config.grid.initialisations), checked: ValueError naming the
-  field for a count below 1, an entry that is not a (V, N) of config.grid.labels, or a repeat.
-  No points: ((), 1)."""
-  count = config.grid.get('initialisations', 1)
-  if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-    raise ValueError(f'config.grid.initialisations must be an integer >= 1, got {count!r}')
-  chosen = []
-  for entry in config.grid.get('spread_points', ()):
-    entry = tuple(entry) if isinstance(entry, (tuple, list)) else entry
-    if entry not in points:
-      raise ValueError(f'config.grid.spread_points: each entry is a (V, N) of config.grid.labels '
-                       f'{points}, got {entry!r}')
-    if entry in chosen:
-      raise ValueError(f'config.grid.spread_points repeats {entry}')
-    chosen.append(entry)
-  return (tuple(chosen), count) if chosen else ((), 1)
+  run_config = retrain_config(config, data, augmented_root)
+  run_config.stages = (1,)
+  run_config.eval.aggregate = False
+  return run_config
 
 
 def run_name(name: str, initialisation: int) -> str:
@@ -170,7 +133,7 @@ def run_name(name: str, initialisation: int) -> str:
   return name if initialisation == 0 else f'{name}_init{initialisation}'
 
 
-def _seeded(config, initialisation: int) -> ml_collections.ConfigDict:
+def _with_seed(config, initialisation: int) -> ml_collections.ConfigDict:
   """The config of a further initialisation: config.seed + initialisation (the retrainings'
   data is the enlarged set, which the seed does not draw)."""
   if initialisation == 0:
@@ -180,22 +143,13 @@ def _seeded(config, initialisation: int) -> ml_collections.ConfigDict:
   return run
 
 
-def _which(config, initialisation: int, runs: int) -> str:
+def _initialisation_note(config, initialisation: int, runs: int) -> str:
   """' (initialisation 2 of 3: config.seed=1)' for the console, '' where a point runs one."""
   return (f' (initialisation {initialisation + 1} of {runs}: '
           f'config.seed={config.seed + initialisation})' if runs > 1 else '')
 
 
-def _train(config, workdir: pathlib.Path) -> None:
-  """What `run.py --mode=train` does in workdir (the lock is the grid's)."""
-  train.check_resume(config, workdir)
-  train.write_config(config, workdir)
-  for stage in config.stages:
-    train.train_stage(config, workdir, stage)
-  report.run_after_training(config, workdir)
-
-
-def _total(path: pathlib.Path, row: str) -> float:
+def curve_total(path: pathlib.Path, row: str) -> float:
   results = json.loads(path.read_text())
   return float(results[row]['groups']['Total']) if row in results else math.nan
 
@@ -206,66 +160,124 @@ def _label_accuracy(sparse: pathlib.Path, poses: str, field: str) -> float:
   return float(json.loads(path.read_text())['all'][field]) if path.exists() else math.nan
 
 
+@dataclasses.dataclass(frozen=True)
+class Point:
+  """One (V, N) of the grid and its runs, in the order they train: the sparse run, the sparse
+  baseline's further initialisations, then per initialisation the retraining and each
+  control's (`controls`: (control, its enlarged set, its run))."""
+
+  videos: int
+  frames: int
+  folder: pathlib.Path
+  sparse: experiment.Run
+  baselines: tuple[experiment.Run, ...]
+  retrains: tuple[experiment.Run, ...]
+  controls: tuple[tuple[tuple[str, pathlib.Path, experiment.Run], ...], ...]
+
+  @property
+  def runs(self) -> list[experiment.Run]:
+    return [self.sparse, *self.baselines, *self.retrains,
+            *(run for group in self.controls for _, _, run in group)]
+
+
+def plan(config, workdir: pathlib.Path, data) -> list[Point]:
+  """Every run of the grid, with its config and folder (nothing made: the grid checks them all
+  before the first writes)."""
+  spread_points = {tuple(p) for p in config.grid.spread_points}
+  points = []
+  for videos, frames in config_checks.grid_points(config):
+    folder = workdir / 'grid' / point_name(videos, frames)
+
+    def run(run_config, name, folder=folder):
+      return experiment.Run(run_config, folder / name, workdir)
+
+    count = config.grid.initialisations if (videos, frames) in spread_points else 1
+    augmented = folder / 'sparse' / 'augment' / 'posetrack18'
+    retrains, controls = [], []
+    for i in range(count):
+      seeded = _with_seed(config, i)
+      retrains.append(run(retrain_config(seeded, data, augmented), run_name('retrain', i)))
+      controls.append(tuple(
+          (control, augment.output_root(folder / 'sparse', control),
+           run(control_config(seeded, data, augment.output_root(folder / 'sparse', control)),
+               run_name(f'retrain_{control}', i)))
+          for control in config.grid.controls))
+    points.append(Point(
+        videos, frames, folder, run(sparse_config(config, data, videos, frames), 'sparse'),
+        tuple(run(baseline_config(config, data, videos, frames, i), run_name('sparse', i))
+              for i in range(1, count)), tuple(retrains), tuple(controls)))
+  return points
+
+
+def _control_set(point: Point, control: str, root: pathlib.Path) -> None:
+  """A control's enlarged set, made from the sparse run once (recorded as finished in the sparse
+  run's after-training record, provenance.Steps, like its own steps after training)."""
+  sparse = point.sparse
+  steps = provenance.Steps(sparse.workdir / report.AFTER_TRAINING_RECORD, sparse.workdir,
+                           sparse.home)
+  stamp = provenance.stamp(sparse.config, sparse.workdir, sparse.home)
+  name = f'augment_{control}'
+  if steps.done(name, stamp):
+    print(f'augment ({control}): {root} was written before', flush=True)
+    return
+  augment.augment(sparse.config, sparse.workdir, control)
+  if jax.process_index() == 0:
+    steps.finish(name, stamp)
+
+
 def run_grid(config, workdir: str | pathlib.Path) -> str | None:
   """Trains and scores every grid point; returns (and prints) the results table on process 0."""
   workdir = pathlib.Path(workdir)
-  points, extra = labels(config), controls(config)
-  spread_points, initialisations = spread(config, points)
   split = split_directory(config.eval.split, 'config.eval.split')
   config = pretrain.with_standin(config, workdir)  # every run's stage 1 starts from it
-  data = source.shared_data(config, workdir)
-  pretrain.pretrain(config, workdir)
+  points = plan(config, workdir, source.shared_data_config(config, workdir))
+  standin = experiment.standin(config, workdir)
+  experiment.check(config, workdir, [*([standin] if standin else []),
+                                     *(run for point in points for run in point.runs)])
+  source.shared_data(config, workdir)
+  experiment.make_standin(config, workdir)
   rows = []
-  for videos, frames in points:
-    name = point_name(videos, frames)
-    point = workdir / 'grid' / name
-    print(f'=== augment_grid: {name} (config.data.labeled_videos={videos}, '
-          f'labeled_frames_per_video={frames}): the sparse run', flush=True)
-    sparse = sparse_config(config, data, videos, frames)
-    _train(sparse, point / 'sparse')
-    runs = initialisations if (videos, frames) in spread_points else 1
-    for i in range(1, runs):
+  for point in points:
+    name, runs = point.folder.name, len(point.retrains)
+    note = lambda i, runs=runs: _initialisation_note(config, i, runs)
+    print(f'=== augment_grid: {name} (config.data.labeled_videos={point.videos}, '
+          f'labeled_frames_per_video={point.frames}): the sparse run', flush=True)
+    experiment.train_run(point.sparse)
+    for i, baseline in enumerate(point.baselines, start=1):
       print(f'=== augment_grid: {name}: the sparse baseline again, on the same labels'
-            f'{_which(config, i, runs)}', flush=True)
-      _train(baseline_config(config, data, videos, frames, i), point / run_name('sparse', i))
-    for i in range(runs):
-      seeded = _seeded(config, i)
+            f'{note(i)}', flush=True)
+      experiment.train_run(baseline)
+    for i, (retrain, controls) in enumerate(zip(point.retrains, point.controls, strict=True)):
       print(f'=== augment_grid: {name}: the baseline retrained on the propagated labels'
-            f'{_which(config, i, runs)}', flush=True)
-      _train(retrain_config(seeded, data, point / 'sparse' / 'augment' / 'posetrack18'),
-             point / run_name('retrain', i))
-      for control in extra:
+            f'{note(i)}', flush=True)
+      experiment.train_run(retrain)
+      for control, root, run in controls:
         print(f'=== augment_grid: {name}: the control {control!r} (the baseline retrained on '
-              f'the same frames, {CONTROL_CURVES[control][2:]}){_which(config, i, runs)}',
-              flush=True)
-        run, root = (point / run_name(f'retrain_{control}', i),
-                     augment.output_root(point / 'sparse', control))
-        if i > 0 or (run / 'config.json').exists():  # written by _train: the set was complete
-          print(f'augment ({control}): {root} was written before', flush=True)
-        else:
-          augment.augment(sparse, point / 'sparse', control)
-        _train(control_config(seeded, data, root), run)
+              f'the same frames, {CONTROL_CURVES[control][2:]}){note(i)}', flush=True)
+        _control_set(point, control, root)
+        experiment.train_run(run)
     if jax.process_index() != 0:
       continue
-    counts = train.label_counts(sparse, point / 'sparse')
-    propagated = json.loads((point / 'sparse' / 'propagate' / split / 'results.json')
+    sparse = point.sparse
+    counts = train.label_counts(sparse.config, sparse.workdir)
+    propagated = json.loads((sparse.workdir / 'propagate' / split / 'results.json')
                             .read_text())['total']
-    scores = _curves(point, split, extra, runs)
-    rows.append({'point': name, 'labeled_videos': videos, 'labeled_frames_per_video': frames,
-                 **counts,
+    scores = point_curves(point.folder, split, tuple(config.grid.controls), runs)
+    rows.append({'point': name, 'labeled_videos': point.videos,
+                 'labeled_frames_per_video': point.frames, **counts,
                  **{curve: sum(values) / runs for curve, values in scores.items()},
                  **({'initialisations': runs,
                      **{f'{curve} runs': values for curve, values in scores.items()}}
                     if runs > 1 else {}),
                  **{f'propagation {row}{suffix}': propagated[row].get(frames, math.nan)
                     for row in PROPAGATION_ROWS for frames, suffix in PROPAGATION_FRAMES},
-                 **{f'train labels {field} {row}': _label_accuracy(point / 'sparse', poses,
+                 **{f'train labels {field} {row}': _label_accuracy(sparse.workdir, poses,
                                                                     field)
                     for field in LABEL_FIELDS for row, poses in LABEL_ROWS}})
   if jax.process_index() != 0:
     return None
   out = workdir / 'grid'
-  curves = (*CURVES, *(CONTROL_CURVES[c] for c in extra))
+  curves = (*CURVES, *(CONTROL_CURVES[c] for c in config.grid.controls))
   table = results_table(rows, f'{config.eval.split}, {config.eval.boxes} boxes', curves)
   paths.write_atomically(out / 'results.json', json.dumps(rows, indent=1))
   paths.write_atomically(out / 'results.md', table + '\n')
@@ -278,16 +290,16 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
   return table
 
 
-def _curves(point: pathlib.Path, split: str, extra: tuple[str, ...],
+def point_curves(point: pathlib.Path, split: str, extra: tuple[str, ...],
             runs: int) -> dict[str, list[float]]:
   """Each curve's Total mAP at a grid point, one per initialisation."""
   results = lambda run: point / run / 'eval' / split / 'results.json'
   retrained = [results(run_name('retrain', i)) for i in range(runs)]
-  return {'baseline': [_total(results(run_name('sparse', i)), 'single frame')
+  return {'baseline': [curve_total(results(run_name('sparse', i)), 'single frame')
                        for i in range(runs)],
-          '+ PoseWarper augmentation': [_total(p, 'single frame') for p in retrained],
-          '+ aggregation': [_total(p, 'aggregation') for p in retrained],
-          **{CONTROL_CURVES[c]: [_total(results(run_name(f'retrain_{c}', i)), 'single frame')
+          '+ PoseWarper augmentation': [curve_total(p, 'single frame') for p in retrained],
+          '+ aggregation': [curve_total(p, 'aggregation') for p in retrained],
+          **{CONTROL_CURVES[c]: [curve_total(results(run_name(f'retrain_{c}', i)), 'single frame')
                                  for i in range(runs)] for c in extra}}
 
 

@@ -8,6 +8,11 @@ metrics.jsonl holds one JSON object per line: {"step", "time" (Unix seconds), me
 step once: a run that resumes from step S first drops the lines after S (written by the run that
 stopped, after its last checkpoint) and then appends; TensorBoard's events after S are purged
 the same way.
+
+The console gets one plain line per write (step, metrics, steps/s, ETA), the same on a terminal
+as in a log file or a pipe: no carriage-return redraws or escape codes, which a redirected log
+would keep (tests/test_plain_logs.py). The dataset build's TFDS progress bars are turned off
+when the console is not a terminal (tfds_posetrack's interactive_console).
 """
 
 from __future__ import annotations

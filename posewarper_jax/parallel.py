@@ -61,7 +61,7 @@ class Layout:
   @classmethod
   def of_config(cls, config) -> Layout:
     """The layout config.train.parallel names (run.py's training, the benchmarks)."""
-    return cls.of(config.train.get('parallel', 'pmap'))
+    return cls.of(config.train.parallel)
 
   def step(self, per_device: Callable) -> Callable:
     """per_device(state, batch) -> (state, metrics), with collectives over AXIS, mapped:

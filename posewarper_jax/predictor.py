@@ -23,8 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from posewarper_jax import codec
-from posewarper_jax.data import pipeline, transforms
+from posewarper_jax.data import codec, pipeline, transforms
 from posewarper_jax.models import AGGREGATION_DELTAS, PoseWarper, create_model
 
 ROWS = ('single frame', 'aggregation')

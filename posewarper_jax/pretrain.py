@@ -1,13 +1,15 @@
-"""The stand-in for COCO pretraining on synthetic videos: stills generated, pretrained once.
+"""The stand-in for COCO pretraining on synthetic videos: its stills and its run's config.
 
     config = pretrain.with_standin(config, workdir)   # stage1.init -> <workdir>/pretrain
-    pretrain.pretrain(config, workdir)                # generate, convert, build, train, score
+    pretrain.make_stills(config, workdir)             # generated and converted once
+    run = pretrain.standin_run(config, workdir)       # what experiment.train trains and scores
 
 The paper's networks start from an HRNet pretrained on COCO: many labeled still images of
 another domain, which the sparse video labels then adapt. On the synthetic videos the analog is
-a set of labeled stills drawn unlike the videos (posewarper_jax/data/stills.py says how). With
+a set of labeled stills drawn unlike the videos (posewarper_jax/data/stills says how). With
 config.pretrain.stills > 0, a run (the train mode, or every run of the augmentation grid) starts
-stage 1 from a network trained on that many stills, made in its workdir:
+stage 1 from a network trained on that many stills, made in its workdir (experiment.py runs
+it):
 
   <workdir>/data/stills/              the stills in COCO's layout (generated once; GENERATED)
   <workdir>/data/stills_posetrack18/  the same as one-frame PoseTrack18 videos (CONVERTED)
@@ -16,24 +18,27 @@ stage 1 from a network trained on that many stills, made in its workdir:
                                       scratch), and with config.pretrain.evaluate its single-frame
                                       mAP on the run's own validation videos (eval/, results.md)
 
-Each part is made once and reused: the generation and the conversion are marked done by a file
-written last with their settings (a set made with other settings is refused), the training
-resumes and stops as every stage does, and the evaluation is skipped when done with the same
-checkpoint (report.py).
+Each part is made once and reused by provenance.py's rule: the stills and their conversion are
+recorded with their settings when finished (a set made with other settings is refused), the
+training resumes as every stage does, and the evaluation is skipped when done with the same
+checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import jax
 import ml_collections
-from jax.experimental import multihost_utils
 
-from posewarper_jax import report, train
-from posewarper_jax.data import source, stills
+from posewarper_jax import provenance
+from posewarper_jax.data import source
+from posewarper_jax.data.stills import generate_stills
+from tfds_posetrack.posetrack18.coco import to_posetrack18
 
 RUN = 'pretrain'
+GENERATED, CONVERTED = 'GENERATED', 'CONVERTED'
 
 
 def run_dir(workdir: str | pathlib.Path) -> pathlib.Path:
@@ -50,68 +55,77 @@ def with_standin(config, workdir: str | pathlib.Path) -> ml_collections.ConfigDi
     raise ValueError(f'config.pretrain.stills={config.pretrain.stills} starts stage 1 from the '
                      f'stand-in, but config.stage1.init={config.stage1.init!r} names another '
                      'network: set one of them')
-  run = ml_collections.ConfigDict(config.to_dict())
-  run.stage1.init = str(run_dir(workdir))
-  return run
+  run_config = ml_collections.ConfigDict(config.to_dict())
+  run_config.stage1.init = str(run_dir(workdir))
+  return run_config
 
 
-def pretrain_config(config, workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
-  """The stand-in run's config: stage 1 alone on the converted stills with
-  config.pretrain.stage1's schedule, from scratch."""
-  workdir = pathlib.Path(workdir)
-  run = ml_collections.ConfigDict(config.to_dict())
-  run.data.update(synthetic=False, root=str(workdir / 'data' / 'stills_posetrack18'),
-                  tfds_dir=str(workdir / 'data' / 'stills_tfds'), labeled_videos=-1,
-                  labeled_frames_per_video=-1, joints='coco')  # the stills' eyes flip
-  run.stages = (1,)
-  run.stage1.update(config.pretrain.stage1.to_dict())
-  run.stage1.init = run.stage2.init = ''
-  run.after_training = ()
-  return run
+def _folders(workdir: str | pathlib.Path) -> tuple[pathlib.Path, pathlib.Path, pathlib.Path]:
+  """(COCO-layout stills, their PoseTrack18 conversion, its TFDS build) of a workdir."""
+  data = pathlib.Path(workdir) / 'data'
+  return data / 'stills', data / 'stills_posetrack18', data / 'stills_tfds'
 
 
-def evaluation_config(run, videos: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The stand-in run's evaluation: its single frame (it has no warping head) on the
-  validation split of `videos` (source.shared_data: the run's own videos)."""
-  evaluation = ml_collections.ConfigDict(run.to_dict())
-  evaluation.data = ml_collections.ConfigDict(videos.to_dict())  # PoseTrack's joints again
-  evaluation.eval.update(aggregate=False, checkpoint='')
-  evaluation.after_training = ('eval',)
-  return evaluation
-
-
-def pretrain(config, workdir: str | pathlib.Path) -> pathlib.Path | None:
-  """Makes (or finds) the stand-in network of `workdir` (see the module docstring); its run
-  directory, or None when config.pretrain.stills is 0."""
-  if not config.pretrain.stills:
-    return None
-  workdir = pathlib.Path(workdir)
+def stills_settings(config) -> dict:
+  """What the stills are made from: generate_stills' arguments."""
   height, width = config.data.synthetic_frame_size
-  settings = dict(seed=config.pretrain.seed, num_images=config.pretrain.stills, width=width,
-                  height=height, max_people=config.pretrain.max_people,
-                  limb_code=config.pretrain.limb_code)
-  coco, converted = workdir / 'data' / 'stills', workdir / 'data' / 'stills_posetrack18'
-  def refusal(root):
-    return lambda saved, requested: (
-        f'{root} was made with {saved}, but config.pretrain now asks for {requested}: use '
-        f'another --workdir (or delete {root} to make it again)')
+  return dict(seed=config.pretrain.seed, num_images=config.pretrain.stills, width=width,
+              height=height, max_people=config.pretrain.max_people,
+              limb_code=config.pretrain.limb_code)
 
-  if jax.process_index() == 0:  # the others wait: one writer per file system
-    source.made_once(coco, settings, lambda: stills.generate_stills(coco, **settings),
-                     marker='GENERATED', refusal=refusal(coco),
-                     announce=f'pretrain: generating {config.pretrain.stills} labeled stills '
-                              f'(the COCO stand-in) in {coco}')
-    source.made_once(converted, settings, lambda: stills.to_posetrack18(coco, converted),
-                     marker='CONVERTED', refusal=refusal(converted),
-                     announce=f'pretrain: the stills as one-frame PoseTrack18 videos in '
-                              f'{converted}')
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices('posewarper_jax stand-in made')
-  run = pretrain_config(config, workdir)
-  out = run_dir(workdir)
-  train.check_resume(run, out)
-  train.write_config(run, out)
-  train.train_stage(run, out, 1)
+
+def check_stills(config, workdir: str | pathlib.Path) -> None:
+  """provenance.Refused when the workdir's stills or their conversion were made with other
+  settings than config.pretrain asks for; writes nothing."""
+  settings = stills_settings(config)
+  for folder, marker in zip(_folders(workdir)[:2], (GENERATED, CONVERTED), strict=True):
+    provenance.check_once(folder, marker, settings, what='config.pretrain')
+
+
+def make_stills(config, workdir: str | pathlib.Path) -> None:
+  """Generates the stills and converts them once (process 0; the others wait)."""
+  coco, converted, _ = _folders(workdir)
+  settings = stills_settings(config)
+  if jax.process_index() == 0:
+    provenance.make_once(
+        coco, GENERATED, settings, lambda: generate_stills(coco, **settings),
+        what='config.pretrain',
+        announce=f'pretrain: generating {config.pretrain.stills} labeled stills (the COCO '
+                 f'stand-in) in {coco}')
+    provenance.make_once(
+        converted, CONVERTED, settings, lambda: to_posetrack18(coco, converted),
+        what='config.pretrain',
+        announce=f'pretrain: the stills as one-frame PoseTrack18 videos in {converted}')
+  source.wait_for_process_0('posewarper_jax stand-in made')
+
+
+@dataclasses.dataclass(frozen=True)
+class StandinRun:
+  """The stand-in's training run: `config` (stage 1 alone on the converted stills, with
+  config.pretrain.stage1's schedule, from scratch) in `workdir`, and `after` the config of its
+  steps after training (its single frame scored on the run's own validation videos), or None."""
+
+  config: ml_collections.ConfigDict
+  workdir: pathlib.Path
+  after: ml_collections.ConfigDict | None
+
+
+def standin_run(config, workdir: str | pathlib.Path) -> StandinRun:
+  """The stand-in's run in <workdir>/pretrain (see StandinRun)."""
+  _, converted, built = _folders(workdir)
+  run_config = ml_collections.ConfigDict(config.to_dict())
+  run_config.data.update(synthetic=False, root=str(converted), tfds_dir=str(built),
+                         labeled_videos=-1, labeled_frames_per_video=-1,
+                         joints='coco')  # the stills' eyes flip
+  run_config.stages = (1,)
+  run_config.stage1.update(config.pretrain.stage1.to_dict())
+  run_config.stage1.init = run_config.stage2.init = ''
+  run_config.after_training = ()
+  after = None
   if config.pretrain.evaluate:
-    report.run_after_training(evaluation_config(run, source.shared_data(config, workdir)), out)
-  return out
+    after = ml_collections.ConfigDict(run_config.to_dict())
+    # The run's own videos, PoseTrack's joints again; it has no warping head: single frame.
+    after.data = source.shared_data_config(config, workdir)
+    after.eval.update(aggregate=False, checkpoint='')
+    after.after_training = ('eval',)
+  return StandinRun(run_config, run_dir(workdir), after)

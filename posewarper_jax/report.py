@@ -23,7 +23,15 @@ from collections.abc import Callable
 
 import jax
 
-from posewarper_jax import augment, checkpoints, config_checks, evaluate, infer, paths, propagate
+from posewarper_jax import (
+  augment,
+  checkpoints,
+  evaluate,
+  infer,
+  paths,
+  propagate,
+  provenance,
+)
 from posewarper_jax.data import source
 from posewarper_jax.data.pipeline import ground_truth_boxes, record_frames
 from tfds_posetrack.posetrack18 import longest_labeled_run, split_directory
@@ -54,32 +62,27 @@ def render_first_video(config, workdir: pathlib.Path) -> pathlib.Path:
 
 STEPS: dict[str, Callable] = {'eval': evaluate.evaluate, 'propagate': propagate.propagate,
                               'render': render_first_video, 'augment': augment.augment}
+# Where a run records its finished steps (provenance.Steps).
+AFTER_TRAINING_RECORD = 'after_training.json'
 
 
-def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
+def run_after_training(config, workdir: str | pathlib.Path,
+                       home: str | pathlib.Path | None = None) -> str | None:
   """Runs config.after_training in order; returns (and prints) the summary table, or None when
   there are no steps.
 
-  A step already done with the same config on the same checkpoints (recorded in
-  <workdir>/after_training.json; _done) is not run again, so running the command again after it
-  finished, or after it stopped, repeats nothing that is complete.
+  A step finished with the same config on the same checkpoints (provenance.Steps, in
+  <workdir>/after_training.json) is not run again, so running the command again after it
+  finished, or after it stopped, repeats nothing that is complete; a step whose config or
+  checkpoints changed runs again. `home`: the workdir the user named (provenance.py).
   """
   workdir = pathlib.Path(workdir)
-  unknown = [s for s in config.after_training if s not in STEPS]
-  if unknown:
-    raise ValueError(f'config.after_training: unknown steps {unknown}; known: '
-                     f'{", ".join(STEPS)}')
-  record_path = workdir / 'after_training.json'
-  try:
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
-  except json.JSONDecodeError:  # written by an older version, not atomically: redo the steps
-    print(f'--- after training: {record_path} is unreadable; every step runs again', flush=True)
-    record = {}
-  stamp = _stamp(config, workdir)
+  steps = provenance.Steps(workdir / AFTER_TRAINING_RECORD, workdir, home)
+  stamp = provenance.stamp(config, workdir, home)
   for name in config.after_training:
-    if _done(record.get(name), stamp):
+    if steps.done(name, stamp):
       print(f'--- after training: {name}: done before with this config and these checkpoints '
-            f'({record_path})', flush=True)
+            f'({steps.path})', flush=True)
       continue
     if name == 'propagate' and checkpoints.network(config, workdir).has_head is False:
       print('--- after training: propagate: skipped, the network has no warping head (stage 2 '
@@ -88,39 +91,12 @@ def run_after_training(config, workdir: str | pathlib.Path) -> str | None:
     print(f'--- after training: {name}', flush=True)
     STEPS[name](config, workdir)
     if jax.process_index() == 0:
-      record[name] = stamp
-      paths.write_atomically(record_path, json.dumps(record, indent=1))
+      steps.finish(name, stamp)
   if not config.after_training or jax.process_index() != 0:
     return None
   table = summary(config, workdir)
   print(table, flush=True)
   return table
-
-
-def _stamp(config, workdir: pathlib.Path) -> str:
-  """The config (without config_checks.NOT_OF_A_RUN) and the latest checkpoint step of each
-  stage of the run."""
-  steps = {}
-  for stage in checkpoints.STAGES:
-    step = checkpoints.latest_step(checkpoints.manager_dir(workdir, stage))
-    if step is not None:
-      steps[f'stage{stage}'] = step
-  fields = {k: v for k, v in config.to_dict().items() if k not in config_checks.NOT_OF_A_RUN}
-  return json.dumps({'config': fields, 'checkpoints': steps}, sort_keys=True, default=str)
-
-
-def _done(recorded: str | None, stamp: str) -> bool:
-  """Whether a step recorded with the stamp `recorded` is done for `stamp`: the same
-  checkpoints, and no field of both configs with another value. A field that only one of them
-  has was added to the config since the step ran (as for train.check_resume), so a code change
-  that adds a field does not redo every finished run's evaluation."""
-  try:
-    before = json.loads(recorded or '{}')
-  except json.JSONDecodeError:
-    return False
-  now = json.loads(stamp)
-  return ('config' in before and before.get('checkpoints') == now['checkpoints']
-          and not config_checks.differences(before['config'], now['config']))
 
 
 def summary(config, workdir: str | pathlib.Path) -> str:

@@ -19,13 +19,13 @@ A stage's directory (<workdir>/stage1, <workdir>/stage2) holds checkpoints/ (Orb
 and the input iterator of every process), metrics.jsonl and tensorboard/. Starting in a
 directory with a checkpoint resumes from it with exactly the batches an uninterrupted run would
 have seen, from the newest intact step (checkpoints.verify; damaged newer steps are moved aside
-as <step>.damaged and said), and only with the config it was trained with (check_resume). SIGTERM
+as <step>.damaged and said); experiment.py checks first that the config is the one it was
+trained with (provenance.check_resume). SIGTERM
 saves and stops after the step in flight, with exit status EXIT_PREEMPTED.
 """
 
 from __future__ import annotations
 
-import json
 import pathlib
 import shutil
 import signal
@@ -41,7 +41,7 @@ import orbax.checkpoint as ocp
 from flax.training import train_state
 from jax.experimental import multihost_utils
 
-from posewarper_jax import checkpoints, config_checks, logs, parallel, paths
+from posewarper_jax import checkpoints, config_checks, logs, parallel
 from posewarper_jax.data import source, transforms
 from posewarper_jax.data.pipeline import TrainingInput, epoch_size, training_dataset
 from posewarper_jax.models import PoseWarper, create_model, init_variables
@@ -50,12 +50,6 @@ from tfds_posetrack.posetrack18.keypoints import JOINT_SETS
 
 AXIS = parallel.AXIS
 TRAINABLE = checkpoints.TRAINABLE  # the parameter group each stage trains
-BACKBONE_BN = ('frozen', 'batch')
-# config.stage2.warp_input: what the head warps in training. 'prediction': frame B's heatmaps
-# from the backbone (the release). 'ground_truth': a diagnostic, frame B's own ground truth of
-# the person where B has it (the pipeline's support_targets), as propagation warps a labeled
-# frame's; it reads labels a sparse subset drops.
-WARP_INPUTS = ('prediction', 'ground_truth')
 # The batch's fields that stay on the host (which examples it holds); the rest go to the devices.
 _HOST_FIELDS = ('record_a', 'person', 'record_b')
 
@@ -69,15 +63,7 @@ def device_batch(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 # by it, 128 + 15): not 0, so that `train && eval` does not evaluate a half-trained network.
 EXIT_PREEMPTED = 128 + signal.SIGTERM
 # With several processes, how often they agree on a SIGTERM (an all-gather: a sync per check).
-_PREEMPTION_CHECK_EVERY = 10
-# Config fields a resumed run may change: when it stops, how it logs and saves, where it reads
-# the data from, what it does after training, and the fields of stages not trained yet.
-RESUMABLE = ('stages', 'after_training', 'eval', 'infer', 'train.num_steps', 'train.log_every',
-             'train.checkpoint_every', 'train.keep_checkpoints', 'train.parallel',
-             'data.num_workers', 'data.root', 'data.tfds_dir', 'model.backbone.remat',
-             'model.head.remat', *config_checks.NOT_OF_A_RUN)
-
-
+PREEMPTION_CHECK_EVERY = 10
 class NonFiniteLossError(RuntimeError):
   """The loss became NaN or infinite; the last checkpoint is from before it."""
 
@@ -266,38 +252,6 @@ def initial_variables(config, model: PoseWarper, stage: int, workdir: pathlib.Pa
   return variables
 
 
-def check_resume(config, workdir: str | pathlib.Path) -> None:
-  """ValueError naming the fields that differ from <workdir>/config.json, when a stage of that
-  run has a saved step and the difference is not one a resumed run may make (RESUMABLE).
-  Called before anything in the workdir is touched."""
-  workdir = pathlib.Path(workdir)
-  path = workdir / 'config.json'
-  trained = [s for s in checkpoints.STAGES
-             if checkpoints.latest_step(checkpoints.manager_dir(workdir, s)) is not None]
-  if not trained or not path.exists():
-    return
-  try:
-    saved = json.loads(path.read_text())
-  except (OSError, json.JSONDecodeError) as e:
-    raise ValueError(f'{path}: unreadable ({e}); it records the config the run in {workdir} was '
-                     'trained with') from None
-  untrained = tuple(f'stage{s}' for s in checkpoints.STAGES if s not in trained)
-  changed = config_checks.differences(saved, config, ignore=RESUMABLE + untrained)
-  if changed:
-    raise ValueError(
-        f'{workdir} holds a run trained (stage {", ".join(map(str, trained))}) with another '
-        f'config ({path}); this command changes:\n  config.' + '\n  config.'.join(changed)
-        + '\nStart the new experiment in another --workdir, or drop these overrides to resume.')
-
-
-def write_config(config, workdir: str | pathlib.Path) -> None:
-  """<workdir>/config.json: the experiment as run (process 0)."""
-  if jax.process_index() == 0:
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    paths.write_atomically(workdir / 'config.json', config.to_json_best_effort(indent=2) + '\n')
-
-
 # --- The loop -----------------------------------------------------------------------------------
 
 class _Preemption:
@@ -327,21 +281,12 @@ class _Preemption:
 
 
 def _stage_settings(config, stage: int):
-  config_checks.check_training(config)
+  """config.stage<stage>, after every check of the config a training run reads
+  (config_checks.check: run.py ran it already; a caller of train_stage may not have)."""
+  config_checks.check(config, 'train', jax.device_count())
   if stage not in TRAINABLE:
     raise ValueError(f'config.stages: {stage} is not a stage (1 or 2)')
-  settings = config[f'stage{stage}']
-  parallel.Layout.of_config(config)  # ValueError naming config.train.parallel
-  if stage == 2 and settings.backbone_bn not in BACKBONE_BN:
-    raise ValueError(f'config.stage2.backbone_bn must be one of {BACKBONE_BN}, '
-                     f'got {settings.backbone_bn!r}')
-  if stage == 2 and settings.get('warp_input', 'prediction') not in WARP_INPUTS:
-    raise ValueError(f'config.stage2.warp_input must be one of {WARP_INPUTS}, '
-                     f'got {settings.warp_input!r}')
-  if settings.global_batch % jax.device_count():
-    raise ValueError(f'config.stage{stage}.global_batch ({settings.global_batch}) must divide '
-                     f'evenly over the {jax.device_count()} devices')
-  return settings
+  return config[f'stage{stage}']
 
 
 def _label_counts(table: FrameTable) -> dict[str, int]:
@@ -350,7 +295,7 @@ def _label_counts(table: FrameTable) -> dict[str, int]:
           'labeled_frames': int(labeled.sum()), 'labeled_people': int(table.people[labeled].sum())}
 
 
-def _training_labels(config, table: FrameTable, stage: int) -> FrameTable:
+def training_labels(config, table: FrameTable, stage: int) -> FrameTable:
   """The train split's labels that this run may train on (config.data.labeled_videos and
   labeled_frames_per_video, spec 7), counted on the console."""
   table = source.labeled_subset(config, table)
@@ -369,7 +314,7 @@ def label_counts(config, workdir: str | pathlib.Path) -> dict[str, int]:
   return _label_counts(source.labeled_subset(config, table))
 
 
-def _input_config(config, stage: int) -> TrainingInput:
+def input_config(config, stage: int) -> TrainingInput:
   settings = config[f'stage{stage}']
   return TrainingInput(
       image_size=tuple(config.image_size), k=config.data.max_gap,
@@ -382,7 +327,7 @@ def _input_config(config, stage: int) -> TrainingInput:
 
 
 def _warps_ground_truth(config, stage: int) -> bool:
-  return stage == 2 and config.stage2.get('warp_input', 'prediction') == 'ground_truth'
+  return stage == 2 and config.stage2.warp_input == 'ground_truth'
 
 
 def _check_finite(pending: list[tuple[int, dict]], manager_dir: pathlib.Path) -> dict | None:
@@ -407,9 +352,9 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
   settings = _stage_settings(config, stage)
   stage_dir = checkpoints.stage_dir(workdir, stage)
   records, table = source.open_split(config, workdir, 'train')
-  table = _training_labels(config, table, stage)
-  input_config = _input_config(config, stage)
-  pairs_per_epoch = epoch_size(table, input_config)
+  table = training_labels(config, table, stage)
+  stream_config = input_config(config, stage)
+  pairs_per_epoch = epoch_size(table, stream_config)
   steps_per_epoch = pairs_per_epoch // settings.global_batch
   if steps_per_epoch == 0:
     raise ValueError(f'config.stage{stage}.global_batch ({settings.global_batch}) is larger '
@@ -419,7 +364,7 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
 
   model = create_model(config, bn_axis_name=AXIS)
   tx, schedule = make_optimizer(settings, config.train, steps_per_epoch)
-  dataset = training_dataset(records, table, input_config)
+  dataset = training_dataset(records, table, stream_config)
   iterator = iter(dataset)
 
   manager_dir = checkpoints.manager_dir(workdir, stage)
@@ -448,8 +393,8 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
         f'steps of {settings.global_batch}; {jax.device_count()} devices x {per_device}), '
         f'training {TRAINABLE[stage]} in {stage_dir}', flush=True)
   layout = parallel.Layout.of_config(config)
-  p_step = make_train_step(stage, settings.get('backbone_bn', 'frozen'),
-                           jnp.dtype(config.model.dtype), layout)
+  train_step_fn = make_train_step(stage, config.stage2.backbone_bn,
+                                  jnp.dtype(config.model.dtype), layout)
   logger = logs.MetricLogger(stage_dir, total_steps, first_step, settings.global_batch,
                              prefix=f'[stage {stage}] ')
   state = layout.state(state)
@@ -473,14 +418,14 @@ def train_stage(config, workdir: str | pathlib.Path, stage: int) -> TrainState:
     with _Preemption() as preemption:
       for step in range(first_step + 1, total_steps + 1):
         batch = next(iterator)
-        state, metrics = p_step(state, layout.batch(device_batch(batch)))
+        state, metrics = train_step_fn(state, layout.batch(device_batch(batch)))
         pending.append((step, metrics))
         if step % config.train.log_every == 0 or step == total_steps:
           means = _check_finite(pending, manager_dir)
           logger.write(step, {**means, 'learning_rate': float(schedule(step - 1))})
         # Every step (a scheduler's grace period may be shorter than log_every steps); with
         # several processes every few, since agreeing costs a sync.
-        if ((jax.process_count() == 1 or step % _PREEMPTION_CHECK_EVERY == 0)
+        if ((jax.process_count() == 1 or step % PREEMPTION_CHECK_EVERY == 0)
             and preemption.agreed()):
           save(step, state)
           seal()

@@ -64,7 +64,7 @@ def _check_filled(variables, state_dict):
   flat = traverse_util.flatten_dict(variables)
   assert num_params(variables['params']) == 71_154_350
   for (collection, _, *path), value in flat.items():
-    leaf = convert._LEAF_NAMES[collection][path[-1]]
+    leaf = convert.LEAF_NAMES[collection][path[-1]]
     source = state_dict[convert.torch_name((*path[:-1], leaf))]
     expected = source.transpose(2, 3, 1, 0) if path[-1] == 'kernel' else source
     np.testing.assert_array_equal(value, expected)

@@ -11,8 +11,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from posewarper_jax import codec, evaluate, predictions
-from posewarper_jax.data import source, transforms
+from posewarper_jax import evaluate, predictions
+from posewarper_jax.data import codec, source, transforms
 from posewarper_jax.data.pipeline import ground_truth_boxes, image_ids_of
 from posewarper_jax.metrics import posetrack_map
 from tests.helpers import tiny_config

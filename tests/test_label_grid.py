@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from posewarper_jax import label_grid, plots
+from posewarper_jax import config_checks, label_grid, plots
 from posewarper_jax.data import source
 from posewarper_jax.metrics import posetrack_map
 from tests.helpers import ROOT, posewarper_config, tiny_model_overrides
@@ -77,13 +77,14 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
     retrain = json.loads((workdir / 'grid' / point / 'retrain' / 'config.json').read_text())
     assert sparse['data']['labeled_frames_per_video'] == 2
     assert retrain['data']['labeled_frames_per_video'] == -1
-    assert retrain['data']['root'].endswith(f'{point}/sparse/augment/posetrack18')
+    # Recorded relative to the run's folder (provenance.py: the workdir can move).
+    assert retrain['data']['root'] == '../sparse/augment/posetrack18'
     assert (workdir / 'grid' / point / 'retrain' / 'stage2' / 'checkpoints').is_dir()
     # The controls: the baseline alone, on the same frames with copied poses or their labels.
     for control in ('copy', 'ground_truth'):
       run = workdir / 'grid' / point / f'retrain_{control}'
       config = json.loads((run / 'config.json').read_text())
-      assert config['data']['root'].endswith(f'{point}/sparse/augment_{control}/posetrack18')
+      assert config['data']['root'] == f'../sparse/augment_{control}/posetrack18'
       assert config['stages'] == [1] and not (run / 'stage2').exists()
   # The spread point: the sparse baseline (stage 1 alone, on the same labels) and every
   # retraining (on the same enlarged sets) again with the next seed; each curve there is the
@@ -112,7 +113,7 @@ def test_every_point_trains_on_its_subset_and_writes_the_figure(grid):
   for run in ('sparse', 'retrain', 'retrain_copy', 'retrain_ground_truth', 'sparse_init1',
               'retrain_init1', 'retrain_copy_init1', 'retrain_ground_truth_init1'):
     config = json.loads((workdir / 'grid' / 'Vall_N2' / run / 'config.json').read_text())
-    assert config['stage1']['init'] == str(workdir / 'pretrain'), run
+    assert config['stage1']['init'] == '../../../pretrain', run  # <workdir>/pretrain
   assert first.count('stage 1: backbone from') == 8
   assert (workdir / 'pretrain' / 'eval' / 'val' / 'results.json').is_file()
   assert not (workdir / 'grid' / 'Vall_N2' / 'sparse' / 'data').exists()
@@ -156,32 +157,31 @@ def test_running_it_again_redoes_nothing(grid):
   assert 'generating a synthetic' not in second and 'pretrain: generating' not in second
 
 
-def test_bad_grid_points_are_refused_by_name():
+def test_bad_grid_settings_are_refused_by_name():
   config = posewarper_config.get_config('synthetic_grid')
+  config_checks.check_grid(config)
   for labels, message in [(((0, 1),), 'labeled_videos'), (((-1, 1), (-1, 1)), 'repeats'),
                           (((5,),), 'each entry'), ((), 'empty')]:
     config.grid.labels = labels
     with pytest.raises(ValueError, match=message):
-      label_grid.labels(config)
+      config_checks.check_grid(config)
+  config.grid.labels = ((12, 1), (6, 2), (6, 4))
   for bad in (('warp',), ('copy', 'copy')):
     config.grid.controls = bad
     with pytest.raises(ValueError, match='config.grid.controls'):
-      label_grid.controls(config)
-  points = [(12, 1), (6, 2), (6, 4)]
-  assert label_grid.spread(config, points) == (((12, 1), (6, 4)), 3)  # synthetic_grid's
+      config_checks.check_grid(config)
+  config.grid.controls = ()
   for bad, message in [(((6, 1),), r'each entry is a \(V, N\) of .* got \(6, 1\)'),
                        ((12, 1), 'each entry is a .* got 12'),
                        (((6, 2), (6, 2)), r'repeats \(6, 2\)')]:
     config.grid.spread_points = bad
     with pytest.raises(ValueError, match='config.grid.spread_points'):
-      label_grid.spread(config, points)
+      config_checks.check_grid(config)
     with pytest.raises(ValueError, match=message):
-      label_grid.spread(config, points)
+      config_checks.check_grid(config)
   config.grid.update(spread_points=((6, 2),), initialisations=0)
   with pytest.raises(ValueError, match='config.grid.initialisations must be an integer >= 1'):
-    label_grid.spread(config, points)
-  config.grid.update(spread_points=(), initialisations=3)
-  assert label_grid.spread(config, points) == ((), 1)
+    config_checks.check_grid(config)
 
 
 def test_a_spread_cell_is_the_mean_and_range_of_its_initialisations(tmp_path):
@@ -266,14 +266,14 @@ def test_points_with_equal_labels_stand_apart(tmp_path):
 def test_a_point_added_to_the_grid_does_not_refuse_the_points_trained(grid, capsys):
   import ml_collections
 
-  from posewarper_jax import report, train
+  from posewarper_jax import provenance, report
 
   workdir, _, _ = grid
   run = workdir / 'grid' / 'Vall_N2' / 'sparse'
   config = ml_collections.ConfigDict(json.loads((run / 'config.json').read_text()))
   config.grid.labels = ((-1, 2), (3, 1))
   config.grid.controls = ('copy',)
-  train.check_resume(config, run)  # the grid's fields are not the run's
+  provenance.check_resume(config, run)  # the grid's fields are not the run's
   # ... nor what its steps after training depend on: none runs again.
   capsys.readouterr()
   report.run_after_training(config, run)
@@ -281,16 +281,16 @@ def test_a_point_added_to_the_grid_does_not_refuse_the_points_trained(grid, caps
   assert out.count('done before with this config') == len(config.after_training) == 3, out
   # A field added to the config since the steps ran is not a change either; one they ran with,
   # changed, is.
-  recorded = json.loads((run / 'after_training.json').read_text())['eval']
+  steps = provenance.Steps(run / report.AFTER_TRAINING_RECORD, run)
   config.eval.added_since = 3
-  assert report._done(recorded, report._stamp(config, run))
+  assert steps.done('eval', provenance.stamp(config, run))
   config.eval.batch += 1
-  assert not report._done(recorded, report._stamp(config, run))
-  assert not report._done(None, report._stamp(config, run))
+  assert not steps.done('eval', provenance.stamp(config, run))
+  assert not steps.done('render', provenance.stamp(config, run))  # never ran
   config.eval.batch -= 1
   config.stage1.num_epochs += 1
   with pytest.raises(ValueError, match='stage1.num_epochs'):
-    train.check_resume(config, run)
+    provenance.check_resume(config, run)
 
 
 def test_a_curve_is_the_total_of_its_row(grid, tmp_path):
@@ -305,8 +305,8 @@ def test_a_curve_is_the_total_of_its_row(grid, tmp_path):
   results['single frame']['groups'] = {name: 10.0 + i for i, name in enumerate(groups)}
   path = tmp_path / 'results.json'
   path.write_text(json.dumps(results))
-  assert label_grid._total(path, 'single frame') == 10.0 + list(groups).index('Total')
-  assert math.isnan(label_grid._total(path, 'no such row'))
+  assert label_grid.curve_total(path, 'single frame') == 10.0 + list(groups).index('Total')
+  assert math.isnan(label_grid.curve_total(path, 'no such row'))
 
 
 def test_each_curve_reads_its_own_runs(tmp_path):
@@ -320,7 +320,7 @@ def test_each_curve_reads_its_own_runs(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({'single frame': {'groups': {'Total': scores[run][0]}},
                                 'aggregation': {'groups': {'Total': scores[run][1]}}}))
-  curves = label_grid._curves(tmp_path, 'val', ('copy',), runs=2)
+  curves = label_grid.point_curves(tmp_path, 'val', ('copy',), runs=2)
   single = lambda *runs: [scores[r][0] for r in runs]
   assert curves == {'baseline': single('sparse', 'sparse_init1'),
                     '+ PoseWarper augmentation': single('retrain', 'retrain_init1'),

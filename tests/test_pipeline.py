@@ -243,7 +243,7 @@ def test_by_default_a_process_reads_with_its_cores(train_split):
   """read_threads=None: one thread per core this process may use, shared among its workers."""
   cores = len(os.sched_getaffinity(0))
   for workers, threads in ((0, cores), (cores, 1), (2 * cores, 1)):
-    options = pipeline._read_options(None, workers)
+    options = pipeline.read_options(None, workers)
     assert (options.num_threads, options.prefetch_buffer_size) == (threads, 4 * threads)
 
 

@@ -1,15 +1,16 @@
-"""The COCO stand-in's pretraining (posewarper_jax/pretrain.py): made once per workdir, resumed
-like a stage, refused when its settings change, and the start of the run's stage 1."""
+"""The COCO stand-in's pretraining (posewarper_jax/pretrain.py, run by experiment.py): made once
+per workdir, resumed like a stage, refused when its settings change before anything is written,
+and the start of the run's stage 1."""
 
 import json
 import os
 import pathlib
+import shutil
 import signal
 
 import pytest
 
-from posewarper_jax import checkpoints, config_checks, pretrain, train
-from posewarper_jax.data import stills
+from posewarper_jax import checkpoints, config_checks, experiment, pretrain, train
 from posewarper_jax.models import create_model
 from tests.helpers import tiny_config
 from tfds_posetrack.posetrack18 import keypoints
@@ -48,14 +49,12 @@ def test_the_stand_in_names_stage1_init_and_excludes_another():
 
 @pytest.fixture(scope='module')
 def standin_run(synthetic_root, tmp_path_factory):
-  """(config, workdir, stdout) of a tiny run whose stage 1 starts from the stand-in (made and
-  scored in its workdir), as the train mode runs it."""
+  """(config, workdir) of a tiny run whose stage 1 starts from the stand-in (made and scored in
+  its workdir), as the train mode runs it."""
   workdir = tmp_path_factory.mktemp('standin')
-  config = pretrain.with_standin(_standin_config(synthetic_root), workdir)
-  train.write_config(config, workdir)
-  pretrain.pretrain(config, workdir)
-  train.train_stage(config, workdir, 1)
-  return config, workdir
+  config = _standin_config(synthetic_root)
+  experiment.run(config, workdir)
+  return pretrain.with_standin(config, workdir), workdir
 
 
 def test_the_stand_in_is_made_in_the_workdir_and_starts_stage1(standin_run, capsys):
@@ -66,13 +65,15 @@ def test_the_stand_in_is_made_in_the_workdir_and_starts_stage1(standin_run, caps
   assert len(list((data / 'stills_posetrack18' / 'annotations' / 'train').glob('*.json'))) == 6
   run = json.loads((workdir / 'pretrain' / 'config.json').read_text())
   assert run['stages'] == [1] and run['stage1']['init'] == ''
-  assert run['data']['root'] == str(data / 'stills_posetrack18')
+  # Recorded relative to the run's folder: the workdir can move.
+  assert run['data']['root'] == '../data/stills_posetrack18'
+  assert json.loads((workdir / 'config.json').read_text())['stage1']['init'] == 'pretrain'
   assert run['stage1']['global_batch'] == 4  # config.pretrain.stage1's, not the run's 8
   # COCO's joints: its flips swap the eyes; the run on the videos flips as PoseTrack.
   assert run['data']['joints'] == 'coco' and config.data.joints == 'posetrack18'
-  pretraining = train._input_config(pretrain.pretrain_config(config, workdir), 1)
+  pretraining = train.input_config(pretrain.standin_run(config, workdir).config, 1)
   assert pretraining.flip_pairs == keypoints.COCO_FLIP_PAIRS
-  assert train._input_config(config, 1).flip_pairs == keypoints.FLIP_PAIRS
+  assert train.input_config(config, 1).flip_pairs == keypoints.FLIP_PAIRS
   # Scored on the run's own validation videos, single frame only.
   results = json.loads((workdir / 'pretrain' / 'eval' / 'val' / 'results.json').read_text())
   assert list(results) == ['single frame']
@@ -90,10 +91,10 @@ def test_made_once_then_found(standin_run, capsys, monkeypatch):
   def never(*args, **kwargs):
     raise AssertionError('made again')
 
-  monkeypatch.setattr(stills, 'generate_stills', never)
-  monkeypatch.setattr(stills, 'to_posetrack18', never)
+  monkeypatch.setattr(pretrain, 'generate_stills', never)
+  monkeypatch.setattr(pretrain, 'to_posetrack18', never)
   capsys.readouterr()
-  assert pretrain.pretrain(config, workdir) == workdir / 'pretrain'
+  experiment.run(config, workdir)
   out = capsys.readouterr().out
   assert 'pretrain: generating' not in out and 'nothing to do' in out
   assert 'done before with this config' in out  # its evaluation
@@ -103,19 +104,31 @@ def test_other_settings_are_refused_before_anything_changes(standin_run):
   config, workdir = standin_run
   other = _standin_config(pathlib.Path(config.data.root))
   other.pretrain.stills = 7
-  marker = workdir / 'data' / 'stills' / 'GENERATED'
-  before = marker.read_text()
-  with pytest.raises(ValueError, match=r'data/stills was made with .*"num_images": 6.*now asks '
-                                       r'for .*"num_images": 7'):
-    pretrain.pretrain(pretrain.with_standin(other, workdir), workdir)
-  assert marker.read_text() == before
+  written = {p: p.read_bytes() for p in workdir.rglob('*.json')}
+  with pytest.raises(ValueError, match=r'data/stills was made with other settings than '
+                                       r'config.pretrain now asks for:\n  num_images: 6 before, '
+                                       r'7 now\nStart this experiment in another --workdir') as e:
+    experiment.run(other, workdir)
+  assert 'delete' not in str(e.value)  # the remedy never destroys finished work
+  assert {p: p.read_bytes() for p in workdir.rglob('*.json')} == written  # config.json too
+  experiment.run(_standin_config(pathlib.Path(config.data.root)), workdir)  # the original: runs
+
+
+def test_a_moved_workdir_resumes(standin_run, tmp_path, capsys):
+  config, workdir = standin_run
+  moved = tmp_path / 'moved'
+  shutil.copytree(workdir, moved, symlinks=True)
+  capsys.readouterr()
+  experiment.run(_standin_config(pathlib.Path(config.data.root)), moved)
+  out = capsys.readouterr().out
+  assert 'pretrain: generating' not in out and out.count('nothing to do') == 2, out
 
 
 def test_a_stopped_pretraining_resumes_and_a_half_generated_set_is_made_again(
     synthetic_root, tmp_path, monkeypatch):
-  config = pretrain.with_standin(_standin_config(synthetic_root, num_steps=3,
-                                                 checkpoint_every=3), tmp_path)
+  config = _standin_config(synthetic_root, num_steps=3, checkpoint_every=3)
   config.pretrain.evaluate = False
+  config.stages = ()
   # A generation that died midway leaves no marker: it is made again from the start.
   (tmp_path / 'data' / 'stills').mkdir(parents=True)
   (tmp_path / 'data' / 'stills' / 'half.jpg').write_bytes(b'')
@@ -128,12 +141,12 @@ def test_a_stopped_pretraining_resumes_and_a_half_generated_set_is_made_again(
 
   monkeypatch.setattr(train.logs.MetricLogger, 'write', write_then_stop)
   with pytest.raises(SystemExit):
-    pretrain.pretrain(config, tmp_path)
+    experiment.run(config, tmp_path)
   assert (tmp_path / 'data' / 'stills' / 'GENERATED').exists()
   manager = checkpoints.manager_dir(tmp_path / 'pretrain', 1)
   assert checkpoints.latest_step(manager) == 1
   monkeypatch.setattr(train.logs.MetricLogger, 'write', write)
-  pretrain.pretrain(config, tmp_path)
+  experiment.run(config, tmp_path)
   assert checkpoints.latest_step(manager) == 3
   steps = [json.loads(line)['step'] for line in
            (tmp_path / 'pretrain' / 'stage1' / 'metrics.jsonl').read_text().splitlines()]

@@ -153,7 +153,7 @@ def first_batch_loss(synthetic_root):
   records, table = source.open_split(config, synthetic_root, 'train')
   table = sparse_labels(table, config.data.labeled_videos, config.data.labeled_frames_per_video,
                         config.seed)
-  batch = next(iter(training_dataset(records, table, train._input_config(config, 1))))
+  batch = next(iter(training_dataset(records, table, train.input_config(config, 1))))
   batch = {k: batch[k].reshape(-1, *batch[k].shape[2:]) for k in train.device_batch(batch)}
   model = create_model(config)
 

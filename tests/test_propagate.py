@@ -23,6 +23,7 @@ from posewarper_jax import (
   predictions,
   predictor,
   propagate,
+  provenance,
   train,
 )
 from posewarper_jax.data import source
@@ -287,7 +288,7 @@ def test_augment_refuses_another_label_subset_than_the_run_trained_on(identity_r
   workdir = tmp_path / 'run'
   shutil.copytree(trained / 'stage2', workdir / 'stage2')
   config = config.copy_and_resolve_references()
-  train.write_config(config, workdir)  # the run: every label (-1, -1)
+  provenance.write_config(config, workdir)  # the run: every label (-1, -1)
   config.data.labeled_frames_per_video = 2
   with pytest.raises(ValueError, match=r'trained on another label subset .*config.data.'
                                        r'labeled_frames_per_video: -1 in the run, 2 now'):

@@ -112,8 +112,10 @@ def test_running_it_again_redoes_nothing(quickstart):
 def test_a_workdir_generated_with_other_settings_is_an_error(quickstart):
   workdir = quickstart[0]
   config = posewarper_config.get_config('synthetic')
+  config.data.synthetic_frame_size = (144, 192)
   config.data.synthetic_videos = (3, 1)
-  with pytest.raises(ValueError, match=r'was generated with .*"num_train": 2.*another --workdir'):
+  with pytest.raises(ValueError, match=r'was made with other settings .*\n  num_train: 2 before, '
+                                       r'3 now\nStart this experiment in another --workdir'):
     source.prepare_dataset(config, workdir)
 
 

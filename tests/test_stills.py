@@ -1,6 +1,7 @@
 """The COCO stand-in (posewarper_jax.data.stills): COCO's layout and schema, determinism, how
-the stills differ from the synthetic videos, and their conversion to PoseTrack18 that the
-project's builder and training stream read.
+the stills differ from the synthetic videos, their conversion to PoseTrack18 that the project's
+builder and training stream read, and its command line. The converter's own checks, on COCO
+files written by hand: tests/test_coco.py.
 
 Small sets (24 images at 192x144) so that the file runs in seconds.
 """
@@ -11,6 +12,8 @@ import hashlib
 import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -18,8 +21,11 @@ import pytest
 
 from posewarper_jax.data import stills, synthetic
 from posewarper_jax.data.pipeline import TrainingInput, training_dataset
-from tfds_posetrack.posetrack18 import FrameTable, prepare
+from posewarper_jax.data.stills import body
+from tfds_posetrack.posetrack18 import FrameTable, coco, prepare
 from tfds_posetrack.posetrack18 import keypoints as kp
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SMALL = dict(seed=3, num_images=24, width=192, height=144, max_people=6)
 COCO_NAMES = ['nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder',
@@ -48,7 +54,7 @@ def small(tmp_path_factory) -> tuple[pathlib.Path, dict]:
 
 @pytest.fixture(scope='module')
 def converted(small, tmp_path_factory) -> pathlib.Path:
-  return stills.to_posetrack18(small[0], tmp_path_factory.mktemp('posetrack18'))
+  return coco.to_posetrack18(small[0], tmp_path_factory.mktemp('posetrack18'))
 
 
 def test_coco_layout_and_schema(small):
@@ -175,7 +181,7 @@ def test_left_and_right_swap_when_turned_away(small):
   turns = []
   for s in stills.make_stills(**SMALL):
     for p in s.people:
-      cos_yaw = (p.points[stills._L_TOE, 2] - p.points[15, 2]) / 0.075
+      cos_yaw = (p.points[body.L_TOE, 2] - p.points[15, 2]) / 0.075
       hips = p.joints[11] - p.joints[12]
       up = (p.joints[5] + p.joints[6]) / 2 - (p.joints[11] + p.joints[12]) / 2
       if abs(cos_yaw) > 0.7:
@@ -217,7 +223,7 @@ def test_left_side_is_lighter():
   for s in stills.make_stills(**{**SMALL, 'num_images': 40}):
     for person in s.people:
       img = np.zeros((s.height, s.width, 3), np.uint8)
-      stills._draw_person(img, np.zeros(img.shape[:2], np.uint8), 1, person)
+      stills.draw_person(img, np.zeros(img.shape[:2], np.uint8), 1, person)
       j = person.joints
       for left, right in (((5, 7), (6, 8)), ((11, 13), (12, 14))):
         (lx, ly), (rx, ry) = j[list(left)].mean(axis=0), j[list(right)].mean(axis=0)
@@ -241,7 +247,7 @@ def test_limb_code_colours_the_limbs_as_the_videos_do_and_leaves_the_rest():
     for s in stills.make_stills(**{**SMALL, 'num_images': 20, 'limb_code': code}):
       for person in s.people:
         img = np.zeros((s.height, s.width, 3), np.uint8)
-        stills._draw_person(img, np.zeros(img.shape[:2], np.uint8), 1, person)
+        stills.draw_person(img, np.zeros(img.shape[:2], np.uint8), 1, person)
         for (a, b), colour in colours.items():
           x, y = person.joints[[a, b]].mean(axis=0)
           long = np.hypot(*(person.joints[a] - person.joints[b])) > 0.08 * person.height
@@ -307,58 +313,12 @@ def test_head_box_matches_the_drawn_head():
         continue
       v = np.array(ann['keypoints'][2::3])
       if v[:5].any() and v[5:].sum() >= 6:
-        width = stills.head_box(ann['keypoints'], ann['bbox'])[2]
+        width = coco.head_box(ann['keypoints'], ann['bbox'])[2]
         ratios.append(width / (1.1 * 0.116 * person.height))
   ratios = np.array(ratios)
   assert len(ratios) > 20
   assert 0.65 < np.median(ratios) < 1.15
   assert np.mean((ratios > 1 / 1.5) & (ratios < 1.5)) > 0.8
-
-
-def test_head_box_fallbacks():
-  k = np.zeros((17, 3))
-  k[[5, 6, 11, 12], :] = [[60, 50, 2], [40, 50, 2], [58, 80, 2], [42, 80, 2]]
-  x, y, w, h = stills.head_box(k.ravel().tolist(), [30, 30, 40, 60])
-  # Height >= 30 / 0.3 (shoulder to hip); the head above the shoulders, away from the hips.
-  assert w == pytest.approx(0.13 * 100, rel=0.05) and h > 0
-  assert x + w / 2 == pytest.approx(50) and y + h / 2 < 50 - 0.135 * 100 + 1
-  # A face without limbs (a person cut off below the chin): the face joints' extent x 1.1.
-  face = np.zeros((17, 3))
-  face[[0, 1, 2, 3]] = [[50, 55, 2], [46, 50, 2], [54, 50, 2], [40, 52, 2]]
-  x, y, w, h = stills.head_box(face.ravel().tolist(), [38, 40, 24, 20])
-  assert (w, h) == pytest.approx((15.4, 15.4))
-  assert (x + w / 2, y + h / 2) == pytest.approx((47.5, 51.75), abs=0.01)
-  one = np.zeros((17, 3))
-  one[9] = [10, 10, 1]
-  assert stills.head_box(one.ravel().tolist(), [0, 0, 20, 40])[2:] == pytest.approx(
-      [0.13 * 40, 0.16 * 40])
-
-
-def test_crowds_become_ignore_regions(tmp_path):
-  """Real COCO's crowd annotations: an ignore region (the box as a polygon), no person."""
-  coco = tmp_path / 'coco'
-  (coco / stills.IMAGES).mkdir(parents=True)
-  (coco / 'annotations').mkdir()
-  cv2.imwrite(str(coco / stills.IMAGES / '000000000042.jpg'), np.zeros((20, 30, 3), np.uint8))
-  person = [0] * 51
-  person[15:18] = [10, 12, 2]
-  data = {'images': [{'id': 42, 'file_name': '000000000042.jpg', 'width': 30, 'height': 20},
-                     {'id': 43, 'file_name': 'missing.jpg', 'width': 30, 'height': 20}],
-          'annotations': [{'id': 1, 'image_id': 42, 'keypoints': person, 'bbox': [5, 5, 10, 10],
-                           'iscrowd': 0, 'category_id': 1, 'num_keypoints': 1, 'area': 50},
-                          {'id': 2, 'image_id': 42, 'keypoints': [0] * 51, 'bbox': [1, 2, 3, 4],
-                           'iscrowd': 1, 'category_id': 1, 'num_keypoints': 0, 'area': 12},
-                          {'id': 3, 'image_id': 43, 'keypoints': [0] * 51, 'bbox': [1, 2, 3, 4],
-                           'iscrowd': 0, 'category_id': 1, 'num_keypoints': 0, 'area': 12}],
-          'categories': [stills.coco_category()]}
-  (coco / stills.ANNOTATIONS).write_text(json.dumps(data))
-  out = stills.to_posetrack18(coco, tmp_path / 'pt')
-  files = list((out / 'annotations' / 'train').glob('*.json'))
-  assert [f.name for f in files] == ['000042_coco_train.json']  # 43 has nobody to train on
-  video = json.loads(files[0].read_text())
-  assert video['images'][0]['ignore_regions_x'] == [[1, 4, 4, 1]]
-  assert video['images'][0]['ignore_regions_y'] == [[2, 2, 6, 6]]
-  assert len(video['annotations']) == 1
 
 
 def test_builder_and_training_stream_read_the_conversion(converted, tmp_path):
@@ -377,11 +337,109 @@ def test_builder_and_training_stream_read_the_conversion(converted, tmp_path):
   assert batch['target_weights'].sum() > 0
 
 
-def test_cli(tmp_path, capsys):
-  out, pt = tmp_path / 'coco', tmp_path / 'pt'
-  assert stills.main(['--out', str(out), '--seed', '1', '--num_images', '3', '--width', '96',
-                      '--height', '72', '--posetrack18', str(pt)]) == 0
-  printed = capsys.readouterr().out
-  assert '3 images' in printed and 'one-frame train videos' in printed
-  assert len(load(out)['images']) == 3
-  assert list((pt / 'annotations' / 'train').glob('*.json'))
+# The files of these arguments, pinned when stills.py was split into modules (each image is a
+# function of the arguments, so a refactor must leave every byte). The JPEG hashes also pin the
+# encoder (opencv-python-headless 5.0.0.93, requirements.lock): a new libjpeg changes them and
+# not the JSON's; regenerate then, after checking that the JSON hashes still match.
+GOLDEN = dict(seed=5, num_images=4, width=96, height=72, max_people=4, limb_code=0.5)
+GOLDEN_SHA256 = {
+    'annotations/person_keypoints_train2017.json':
+        '487ee920924cf765e0d9d6fdf8b6d43f789a894a3ada584ee781dbd395dbe87c',
+    'train2017/000000022654.jpg':
+        'ef0bd9281a4d7023a74cf3114657224060c2459eea773486e9304e734c493848',
+    'train2017/000000670788.jpg':
+        '922606bd8f20f375de7e18c47b5c55df510fec3190e911fb93cdad61c55affeb',
+    'train2017/000000805001.jpg':
+        'cce44b9ba2c11e4014e7dbfe04f52b3d1cadbff4da004d57a1e1ad1d55949a40',
+    'train2017/000000807940.jpg':
+        'c9da05d2d04829bdd70a9845d24cbcb47ef41028ff86bc97a2366e65ed0a8002',
+}
+# Their conversion's annotation files (the images are the same files, hard-linked).
+GOLDEN_CONVERTED_SHA256 = {
+    '022654_coco_train.json': '0809e7c8fc953d064ee6ffe5e36f9f2b94966196d2386b71299871e84f789463',
+    '670788_coco_train.json': '4aa2348d6d5a1dfb92ced6d5e7a069432406e4801097b01cfa5f682b0a002189',
+    '805001_coco_train.json': 'e082ffe15a9f9f108352c13569c67f8072c14cede16cd054f607f5347ed91083',
+    '807940_coco_train.json': '21b964f86009750de3f3c9fa17802853b5928fe223a7ac0beb20dd7dced81932',
+}
+
+
+def test_output_is_pinned_byte_for_byte(tmp_path):
+  summary = stills.generate_stills(tmp_path / 'coco', **GOLDEN)
+  assert digest(tmp_path / 'coco') == GOLDEN_SHA256
+  assert (summary['images'], summary['annotations'], summary['keypoints_occluded']) == (4, 9, 2)
+  converted = coco.to_posetrack18(tmp_path / 'coco', tmp_path / 'pt')
+  assert digest(converted / 'annotations' / 'train') == GOLDEN_CONVERTED_SHA256
+
+
+# --- The command line: as a user types it, from their own folder with relative paths ---------
+
+CLI_SETTINGS = dict(seed=1, num_images=3, width=96, height=72, max_people=3, limb_code=0.5)
+CLI_ARGS = ['--seed', '1', '--num_images', '3', '--width', '96', '--height', '72',
+            '--max_people', '3', '--limb_code', '0.5']
+
+
+def stills_cli(cwd: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, '-m', 'posewarper_jax.data.stills', *args], cwd=cwd,
+                        env={**os.environ, 'PYTHONPATH': str(ROOT)}, capture_output=True,
+                        text=True, timeout=300)
+
+
+def refused(done: subprocess.CompletedProcess, *words: str) -> None:
+  """Exit status 2 and a message naming `words`, not a traceback."""
+  assert done.returncode == 2, (done.stdout, done.stderr)
+  assert 'Traceback' not in done.stderr and done.stderr.startswith(
+      'python -m posewarper_jax.data.stills: error: '), done.stderr
+  for word in words:
+    assert word in done.stderr, done.stderr
+
+
+def test_cli_writes_the_stills_of_its_arguments_and_their_conversion_once(tmp_path):
+  user = tmp_path / 'user'
+  user.mkdir()
+  done = stills_cli(user, '--out', 'sets/coco', *CLI_ARGS, '--posetrack18', 'sets/pt')
+  assert done.returncode == 0, done.stderr
+  assert '3 images' in done.stdout and 'one-frame train videos' in done.stdout
+  # The stills generate_stills writes with these arguments (--limb_code included), marked done
+  # with them as pretrain.py marks its own.
+  stills.generate_stills(tmp_path / 'reference', **CLI_SETTINGS)
+  made = digest(user / 'sets' / 'coco')
+  assert json.loads((user / 'sets' / 'coco' / 'GENERATED').read_text()) == CLI_SETTINGS
+  del made['GENERATED']
+  assert made == digest(tmp_path / 'reference')
+  # Converted by the dataset package's converter (its marker), each image one video.
+  pt = user / 'sets' / 'pt'
+  marker = json.loads((pt / coco.MARKER).read_text())
+  assert marker['annotations'] == str(user / 'sets' / 'coco' / stills.ANNOTATIONS)
+  assert len(list((pt / 'annotations' / 'train').glob('*.json'))) == marker['videos'] == 3
+  before = {p: (p.stat().st_mtime_ns, digest(p)) for p in (user / 'sets' / 'coco', pt)}
+  # Again: done, nothing written.
+  again = stills_cli(user, '--out', 'sets/coco', *CLI_ARGS, '--posetrack18', 'sets/pt')
+  assert again.returncode == 0, again.stderr
+  assert 'already holds these stills' in again.stdout
+  assert 'already holds their conversion' in again.stdout
+  assert {p: (p.stat().st_mtime_ns, digest(p)) for p in before} == before
+  # Other settings into the same folder: refused, nothing changed.
+  refused(stills_cli(user, '--out', 'sets/coco', *CLI_ARGS, '--seed', '2'),
+          'sets/coco holds stills made with', '"seed": 1', '"seed": 2')
+  assert digest(user / 'sets' / 'coco') == before[user / 'sets' / 'coco'][1]
+  assert sorted(p.name for p in (user / 'sets').iterdir()) == ['coco', 'pt']  # no leftovers
+
+
+def test_cli_refuses_a_folder_it_did_not_make(tmp_path):
+  """A user's COCO (or anything else) in --out or --posetrack18 is never written into: exit 2
+  before anything is generated."""
+  theirs = tmp_path / 'coco'
+  (theirs / 'annotations').mkdir(parents=True)
+  (theirs / stills.ANNOTATIONS).write_text('{"the user": "COCO"}')
+  refused(stills_cli(tmp_path, '--out', 'coco', *CLI_ARGS), 'coco is not empty',
+          'no finished stills')
+  assert (theirs / stills.ANNOTATIONS).read_text() == '{"the user": "COCO"}'
+  assert [p.name for p in theirs.iterdir()] == ['annotations']
+  (tmp_path / 'pt').mkdir()
+  (tmp_path / 'pt' / 'notes.txt').write_text('mine')
+  refused(stills_cli(tmp_path, '--out', 'new', *CLI_ARGS, '--posetrack18', 'pt'),
+          'pt is not empty', coco.MARKER)
+  assert not (tmp_path / 'new').exists()
+  # Arguments generate_stills refuses: exit 2, and no half-written folder.
+  refused(stills_cli(tmp_path, '--out', 'new', *CLI_ARGS, '--limb_code', '1.5'), 'limb_code')
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['coco', 'pt']

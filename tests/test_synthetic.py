@@ -256,6 +256,13 @@ def test_command_line(tmp_path, capsys):
   assert 8 <= len(d['images']) <= 12 and all(im['is_labeled'] for im in d['images'])
   assert cv2.imread(str(out / d['images'][0]['file_name'])).shape == (64, 96, 3)
   assert not (out / 'annotations' / 'test').exists()
+  # Into a folder that holds anything (here its own output): refused, nothing replaced.
+  before = train.read_bytes()
+  with pytest.raises(SystemExit):
+    synthetic.main(['--out', str(out), '--seed', '4', '--train', '1', '--val', '0', '--test',
+                    '0', '--frames', '8', '--width', '96', '--height', '64'])
+  assert 'exists and is not empty' in capsys.readouterr().err
+  assert train.read_bytes() == before
 
 
 def test_full_hd_frame(tmp_path):

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 import pytest
 
-from posewarper_jax import checkpoints, parallel, train
+from posewarper_jax import checkpoints, parallel, provenance, train
 from posewarper_jax.data import transforms
 from posewarper_jax.data.pipeline import epoch_size, training_dataset
 from posewarper_jax.data.synthetic import generate
@@ -44,7 +44,7 @@ def batches(data_root):
 
   config = tiny_config(data_root)
   records, table = source.open_split(config, data_root, 'train')
-  input_config = train._input_config(config, 2)
+  input_config = train.input_config(config, 2)
   stream = iter(training_dataset(records, table, input_config))
   out = []
   for _ in range(4):
@@ -436,8 +436,8 @@ def test_each_epoch_reshuffles_and_redraws_frame_b(data_root):
 
   config = _epochs_config(data_root)
   records, table = source.open_split(config, data_root, 'train')
-  table = train._training_labels(config, table, 2)
-  input_config = train._input_config(config, 2)
+  table = train.training_labels(config, table, 2)
+  input_config = train.input_config(config, 2)
   size = epoch_size(table, input_config)
   assert size == EPOCH_STEPS * config.stage2.global_batch
   stream = iter(training_dataset(records, table, input_config))
@@ -535,8 +535,8 @@ def test_under_jit_a_resumed_run_is_exact_and_a_pmap_checkpoint_resumes(data_roo
   assert _losses(resumed) == _losses(straight)
 
   train.train_stage(_epochs_config(data_root, num_steps=5), mixed, 1)  # pmap
-  train.write_config(_epochs_config(data_root, num_steps=5), mixed)  # as the train mode does
-  train.check_resume(jit(), mixed)  # the layout is not the run's: no refusal
+  provenance.write_config(_epochs_config(data_root, num_steps=5), mixed)  # as the train mode does
+  provenance.check_resume(jit(), mixed)  # the layout is not the run's: no refusal
   train.train_stage(jit(), mixed, 1)
   pmap_losses, mixed_losses, jit_losses = _losses(epochs_run[0]), _losses(mixed), _losses(straight)
   assert [mixed_losses[s] for s in range(1, 6)] == [pmap_losses[s] for s in range(1, 6)]
@@ -620,7 +620,7 @@ def test_every_step_damaged_is_an_error_naming_them(data_root, tmp_path):
 
 def test_resuming_with_another_config_is_refused_before_anything_changes(data_root, tmp_path):
   config = tiny_config(data_root, stages=(1, 2), num_steps=1, checkpoint_every=1)
-  train.write_config(config, tmp_path)
+  provenance.write_config(config, tmp_path)
   train.train_stage(config, tmp_path, 1)
   written = (tmp_path / 'config.json').read_text()
 
@@ -631,13 +631,15 @@ def test_resuming_with_another_config_is_refused_before_anything_changes(data_ro
       r'holds a run trained \(stage 1\) with another config .*config.json\); this command '
       r"changes:\n  config.model.head.num_blocks: 2 before, 3 now\n  "
       r'config.stage1.learning_rate: 0.001 before, 0.0005 now\nStart the new experiment')):
-    train.check_resume(other, tmp_path)
+    provenance.check_resume(other, tmp_path)
   assert (tmp_path / 'config.json').read_text() == written
-  # What a resume may change: when it stops, logging, and stages not trained yet.
+  # What a resume may change: when it stops, logging, and stages not trained yet; and a field
+  # added to the config since the run was trained is no change.
   fine = tiny_config(data_root, stages=(1, 2), num_steps=5, checkpoint_every=1)
   fine.train.log_every = 7
   fine.stage2.learning_rate = 1e-5
-  train.check_resume(fine, tmp_path)
+  fine.stage1.added_since = 0.5
+  provenance.check_resume(fine, tmp_path)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path):
@@ -673,6 +675,11 @@ def test_stage2_without_a_stage1_network_says_where_it_looked(data_root, tmp_pat
     ('stage2.learning_rate', -1e-4, 2, 'config.stage2.learning_rate must be a finite number'),
     ('data.labeled_videos', 0, 1, r'config.data.labeled_videos must be -1 \(all\) or a positive'),
     ('data.labeled_seed', -2, 1, 'config.data.labeled_seed must be an integer >= -1, got -2'),
+    # Refused only when a step started (after the data was built, or after stage 1) before.
+    ('train.parallel', 'tpu', 1, r"config.train.parallel must be one of \('pmap', 'jit'\)"),
+    ('model.dtype', 'float16', 1, r"config.model.dtype must be one of \('float32', 'bfloat16'\)"),
+    ('stage2.global_batch', 6, 1, r'config.stage2.global_batch \(6\).*4 devices'),
+    ('after_training', ('evaluate',), 1, r"config.after_training: each step one of .*'evaluate'"),
 ])
 def test_an_invalid_value_names_the_field(tmp_path, field, value, stage, message):
   config = tiny_config(tmp_path / 'nowhere', stages=(1, 2))
@@ -712,7 +719,7 @@ def test_sparse_labels_reach_both_stages_and_stage2_trains_on_stage1(data_root, 
   records, table = source.open_split(config, tmp_path, 'train')
   sparse = sparse_labels(table, 1, 6, config.seed)
   kept = set(np.flatnonzero(sparse.is_labeled).tolist())
-  input_config = train._input_config(config, 2)
+  input_config = train.input_config(config, 2)
   stream = iter(training_dataset(records, sparse, input_config))
   support = 0
   for _ in range(3):
@@ -765,10 +772,10 @@ def test_two_processes_agree_on_a_sigterm_to_one_and_resume_to_the_single_proces
   """Two processes x 2 CPU devices (run.py, jax.distributed) against this process's 4 devices.
 
   SIGTERM reaches process 1 alone, after step 1: the processes agree on it at the next multiple
-  of train._PREEMPTION_CHECK_EVERY, both save that step (one iterator state each) and exit with
+  of train.PREEMPTION_CHECK_EVERY, both save that step (one iterator state each) and exit with
   EXIT_PREEMPTED; the same command resumes both and ends where the single-process run ends.
   """
-  check = train._PREEMPTION_CHECK_EVERY
+  check = train.PREEMPTION_CHECK_EVERY
   assert check < STEPS  # the pair stops at `check` and resumes to STEPS
   multi = tmp_path / 'multi'
   metrics = multi / 'stage1' / 'metrics.jsonl'

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posewarper_jax import codec
+from posewarper_jax.data import codec
 from posewarper_jax.data import transforms as T
 from tfds_posetrack.posetrack18.keypoints import (
   COCO_FLIP_PAIRS,

@@ -44,8 +44,7 @@ import grain
 import numpy as np
 from absl import flags
 
-from posewarper_jax import codec
-from posewarper_jax.data import transforms
+from posewarper_jax.data import codec, transforms
 from tfds_posetrack.posetrack18.annotations import why_not_a_finite_number
 from tfds_posetrack.posetrack18.keypoints import (
   FLIP_PAIRS,
@@ -82,7 +81,7 @@ class TrainingInput:
   # frame by at least that much anyway: decoding is the pipeline's main cost.
   reduced_decode: bool = False
   # Threads per process that compute elements (None: the process's cores, shared among its
-  # workers: _read_options). 1 makes a process use one core, which per-core measurements need.
+  # workers: read_options). 1 makes a process use one core, which per-core measurements need.
   read_threads: int | None = None
   # The joints a flip swaps: PoseTrack's, or COCO's (its eyes too) for a COCO-labeled set
   # (keypoints.JOINT_SETS, config.data.joints).
@@ -261,7 +260,7 @@ def _for_devices(batch: dict[str, np.ndarray], num_devices: int) -> dict[str, np
           for k, v in batch.items()}
 
 
-def _read_options(threads: int | None, workers: int = 0) -> grain.ReadOptions:
+def read_options(threads: int | None, workers: int = 0) -> grain.ReadOptions:
   """`threads` element threads (None: this process's share of the cores it may run on, split
   over `workers` worker processes) and a prefetch buffer of 4 elements per thread.
 
@@ -310,7 +309,7 @@ def training_dataset(records: Sequence[dict], table: FrameTable,
   dataset = (dataset[config.process_index::config.process_count]
              .batch(per_process, drop_remainder=True)
              .map(functools.partial(_for_devices, num_devices=config.num_devices)))
-  iterable = dataset.to_iter_dataset(_read_options(config.read_threads, config.num_workers))
+  iterable = dataset.to_iter_dataset(read_options(config.read_threads, config.num_workers))
   if config.num_workers > 0:
     if not flags.FLAGS.is_parsed():
       # Grain's workers read absl flags; outside an absl app (notebooks, tests) use defaults.
@@ -541,4 +540,4 @@ def crop_stream(frame: Callable[[int], np.ndarray], crops: Crops, image_size: tu
   keep_freed_memory()
   examples = CropExamples(frame, crops, image_size, sigma)
   dataset = grain.MapDataset.range(len(crops)).map(examples).batch(batch)
-  return dataset.to_iter_dataset(_read_options(read_threads))
+  return dataset.to_iter_dataset(read_options(read_threads))

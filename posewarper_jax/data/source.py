@@ -12,23 +12,28 @@ process 0 prepares and the others wait for it.
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import jax
 import ml_collections
 from jax.experimental import multihost_utils
 
-from posewarper_jax import paths
+from posewarper_jax import paths, provenance
 from posewarper_jax.data import synthetic
-from tfds_posetrack.posetrack18 import Builder, FrameTable, layouts, prepare, sparse_labels
+from tfds_posetrack.posetrack18 import (
+  Builder,
+  FrameTable,
+  layouts,
+  open_records,
+  prepare,
+  sparse_labels,
+)
 
 ROOT_ENV = 'POSETRACK18_DIR'
-# Written last by the generator's caller, with the generation settings: a half-written set is
-# generated again, and a set made with other settings is an error.
+# Written last by the generator's caller, with the generation settings (provenance.make_once): a
+# half-written set is generated again, and a set made with other settings is refused.
 _SYNTHETIC_DONE = 'GENERATED'
 
 
@@ -51,39 +56,19 @@ def _how_to_get() -> str:
   return ' '.join(Builder.MANUAL_DOWNLOAD_INSTRUCTIONS.split())
 
 
-def made_once(root: pathlib.Path, settings: dict, make: Callable[[], Any], *, marker: str,
-              announce: str, refusal: Callable[[str, str], str]) -> None:
-  """make() unless root holds `marker` with the same settings (JSON), then the marker. It is
-  written last, so a root half made is made again; a root made with other settings is a
-  ValueError, refusal(saved, requested) its message: a build and checkpoints come from it, and
-  two sets must never mix. What a synthetic set and the COCO stand-in (pretrain.py) share."""
-  text = json.dumps(settings, sort_keys=True)
-  done = root / marker
-  if done.exists():
-    saved = done.read_text().strip()
-    if saved != text:
-      raise ValueError(refusal(saved, text))
-    return
-  print(announce, flush=True)
-  make()
-  done.write_text(text + '\n')
-
-
 def _generate(root: pathlib.Path, config) -> None:
   num_train, num_val = config.data.synthetic_videos
   height, width = config.data.synthetic_frame_size
   settings = dict(seed=config.seed, num_train=num_train, num_val=num_val, num_test=0,
-                  width=width, height=height)
-  if config.data.synthetic_layout != 'posetrack18':  # sets generated before layouts stay valid
-    settings['layout'] = config.data.synthetic_layout
-  made_once(
-      root, settings, lambda: synthetic.generate(root, **settings), marker=_SYNTHETIC_DONE,
+                  width=width, height=height, layout=config.data.synthetic_layout)
+  provenance.make_once(
+      root, _SYNTHETIC_DONE, settings, lambda: synthetic.generate(root, **settings),
+      what='config.seed / config.data.synthetic_videos / synthetic_frame_size / '
+           'synthetic_layout',
+      # Sets generated before there were layouts are PoseTrack18's.
+      added={'layout': 'posetrack18'},
       announce=(f'generating a synthetic PoseTrack18 in {root} ({num_train} train / {num_val} '
-                f'val videos, {width}x{height}, {config.data.synthetic_layout} layout)'),
-      refusal=lambda saved, requested: (
-          f'{root} was generated with {saved}, but config.seed / config.data.synthetic_videos / '
-          f'synthetic_frame_size / synthetic_layout now ask for {requested}: use another '
-          f'--workdir (or delete {root.parent} to regenerate)'))
+                f'val videos, {width}x{height}, {config.data.synthetic_layout} layout)'))
 
 
 def annotation_dir(config, workdir: str | os.PathLike, folder: str) -> pathlib.Path:
@@ -101,6 +86,27 @@ def _tfds_dir(config, root: pathlib.Path) -> pathlib.Path:
   return root.parent / 'tfds' if config.data.synthetic else root / 'tfds'
 
 
+def readable_root(config, workdir: str | os.PathLike) -> pathlib.Path | None:
+  """The user's PoseTrack18 directory this config reads, after checking that it is one of the
+  official layouts (FileNotFoundError saying how to get one); None for a synthetic set."""
+  if config.data.synthetic:
+    return None
+  root = dataset_root(config, workdir)
+  try:
+    layouts.detect(root)
+  except (FileNotFoundError, ValueError) as e:
+    raise FileNotFoundError(f'config.data.root: {e} {_how_to_get()} Or run the synthetic '
+                            'variant: --config=configs/posewarper.py:synthetic') from None
+  return root
+
+
+def wait_for_process_0(name: str) -> None:
+  """With several processes, every one waits here until all arrive (process 0 made something
+  the others read); with one, nothing."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
 def prepare_dataset(config, workdir: str | os.PathLike) -> Builder:
   """Generates (synthetic) and builds the TFDS dataset unless already done; the builder."""
   root = dataset_root(config, workdir)
@@ -110,30 +116,45 @@ def prepare_dataset(config, workdir: str | os.PathLike) -> Builder:
     if config.data.synthetic:
       _generate(root, config)
     else:
-      try:
-        layouts.detect(root)
-      except (FileNotFoundError, ValueError) as e:
-        raise FileNotFoundError(f'config.data.root: {e} {_how_to_get()} Or run the synthetic '
-                                'variant: --config=configs/posewarper.py:synthetic') from None
+      readable_root(config, workdir)
     return prepare(root, tfds_dir, config.data.stored_gap)
 
   if jax.process_count() == 1:
     return build()
   builder = build() if jax.process_index() == 0 else None
-  multihost_utils.sync_global_devices('posewarper_jax dataset prepared')
+  wait_for_process_0('posewarper_jax dataset prepared')
   return builder or build()
 
 
-def shared_data(config, workdir: str | os.PathLike) -> ml_collections.ConfigDict:
-  """config.data as runs in other folders read the same data: a synthetic set generated (and
-  built) once in <workdir>/data, named by its absolute root and TFDS folder; the user's root
-  as given."""
+def check_synthetic(config, workdir: str | os.PathLike) -> None:
+  """provenance.Refused when the workdir's synthetic set was generated with other settings than
+  the config asks for; writes nothing."""
+  if config.data.synthetic:
+    num_train, num_val = config.data.synthetic_videos
+    height, width = config.data.synthetic_frame_size
+    provenance.check_once(
+        dataset_root(config, workdir), _SYNTHETIC_DONE,
+        dict(seed=config.seed, num_train=num_train, num_val=num_val, num_test=0, width=width,
+             height=height, layout=config.data.synthetic_layout),
+        what='config.seed / config.data.synthetic_videos / synthetic_frame_size / '
+             'synthetic_layout', added={'layout': 'posetrack18'})
+
+
+def shared_data_config(config, workdir: str | os.PathLike) -> ml_collections.ConfigDict:
+  """config.data as runs in other folders read the same data: a synthetic set of <workdir>/data
+  named by its absolute root and TFDS folder; the user's root as given. Nothing is made."""
   data = ml_collections.ConfigDict(config.data.to_dict())
   if config.data.synthetic:
-    prepare_dataset(config, workdir)
     root = dataset_root(config, workdir)
     data.update(synthetic=False, root=str(root), tfds_dir=str(_tfds_dir(config, root)))
   return data
+
+
+def shared_data(config, workdir: str | os.PathLike) -> ml_collections.ConfigDict:
+  """shared_data_config, with a synthetic set generated and built first (once)."""
+  if config.data.synthetic:
+    prepare_dataset(config, workdir)
+  return shared_data_config(config, workdir)
 
 
 def labeled_seed(config) -> int:
@@ -157,4 +178,5 @@ def open_split(config, workdir: str | os.PathLike,
   if split not in builder.info.splits:
     raise FileNotFoundError(f'the PoseTrack18 build in {builder.data_dir} has no {split!r} split '
                             f'(it has {", ".join(builder.info.splits)})')
-  return builder.as_data_source(split), FrameTable.from_builder(builder, split)
+  # open_records: a damaged or missing shard is refused naming it and the folder to rebuild.
+  return open_records(builder, split), FrameTable.from_builder(builder, split)

@@ -70,8 +70,8 @@ import cv2
 import numpy as np
 
 from posewarper_jax.data.drawing import ONE, SHIFT, pt
+from tfds_posetrack.posetrack18 import formats, layouts
 from tfds_posetrack.posetrack18 import keypoints as kp
-from tfds_posetrack.posetrack18 import layouts
 from tfds_posetrack.posetrack18.formats import image_id
 
 SPLITS = ('train', 'val', 'test')
@@ -121,7 +121,7 @@ def labeled_frames(split: str, nframes: int) -> list[bool]:
 
 def sequence_name(split: str, number: int) -> str:
   """'<6-digit number>_mpii_train' in train, '<...>_mpii_test' in val and test."""
-  return f'{number:06d}_mpii_{"train" if split == "train" else "test"}'
+  return formats.sequence_name(number, 'mpii', split)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -727,6 +727,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--layout', choices=sorted(layouts.LAYOUTS), default='posetrack18',
                       help='the directory layout and annotation format to write')
   args = parser.parse_args(argv)
+  out = pathlib.Path(args.out)
+  if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    # The generator replaces files of its names: never in a folder it did not make.
+    parser.error(f'--out {out} exists and is not empty: name a new folder')
   start = time.perf_counter()
   summary = generate(args.out, seed=args.seed, num_train=args.train, num_val=args.val,
                      num_test=args.test, frames=args.frames, width=args.width,

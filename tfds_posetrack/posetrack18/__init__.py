@@ -3,9 +3,17 @@
     python -m tfds_posetrack.posetrack18 --manual_dir=POSETRACK18 --data_dir=~/tensorflow_datasets
 
 manual_dir may be in the PoseTrack18, PoseTrack21 or PoseTrack17 layout (layouts.py); formats.py
-reads and writes both annotation formats.
+reads and writes both annotation formats. open_records(builder, split) opens a split's records
+checked for damage (damage.py: a missing, truncated or corrupt shard is a DamagedDatasetError
+that names it and the folder to delete).
 """
 
+from tfds_posetrack.posetrack18.damage import (
+    CheckedDataSource,
+    DamagedDatasetError,
+    check_shards,
+    open_records,
+)
 from tfds_posetrack.posetrack18.pair_source import PairSource
 from tfds_posetrack.posetrack18.pairs import (
     PROPAGATION_DISTANCE,
@@ -28,7 +36,8 @@ from tfds_posetrack.posetrack18.posetrack18_dataset_builder import (
     split_directory,
 )
 
-__all__ = ['PROPAGATION_DISTANCE', 'PROPAGATION_MIN_RUN', 'SPLITS', 'Builder', 'FrameTable',
-           'PairSource', 'PoseTrack18Config', 'augmentation_targets', 'labeled_records',
-           'longest_labeled_run', 'make_config', 'neighbours', 'prepare', 'propagation_protocol',
+__all__ = ['PROPAGATION_DISTANCE', 'PROPAGATION_MIN_RUN', 'SPLITS', 'Builder', 'CheckedDataSource',
+           'DamagedDatasetError', 'FrameTable', 'PairSource', 'PoseTrack18Config',
+           'augmentation_targets', 'check_shards', 'labeled_records', 'longest_labeled_run',
+           'make_config', 'neighbours', 'open_records', 'prepare', 'propagation_protocol',
            'sparse_labels', 'split_directory', 'training_pairs']

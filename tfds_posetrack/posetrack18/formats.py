@@ -109,6 +109,19 @@ def video_id_of(path: str | pathlib.Path) -> str:
   return pathlib.Path(path).stem.split('_')[0]
 
 
+def sequence_name(number: int, source: str, split: str) -> str:
+  """PoseTrack18's name of a video (its annotation file's stem and its image folder):
+  '<6-digit number>_<source>_train' in train, '..._test' in val and test (PoseTrack18 names its
+  validation videos ..._test too). source: where the video comes from, as the official names
+  say it ('mpii', 'bonn'); the project's own sets name theirs ('mpii': the synthetic videos,
+  'coco': COCO images converted to one-frame videos, coco.py). The number is the vid_id."""
+  if not 0 <= number < 10**6:
+    raise ValueError(f'a video number has 6 digits (0 .. 999999), got {number}')
+  if not source or '_' in source or '/' in source:
+    raise ValueError(f'a video source is one word without "_" or "/", got {source!r}')
+  return f'{number:06d}_{source}_{"train" if split == "train" else "test"}'
+
+
 def image_id(video_id: str, frame: int) -> int:
   """PoseTrack18's image id of a frame: int('1' + vid_id + 4-digit 0-based frame)."""
   return int(f'1{video_id}{frame:04d}')

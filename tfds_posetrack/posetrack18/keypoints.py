@@ -26,7 +26,7 @@ JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(JOINT_NAMES)}
 FLIP_PAIRS: tuple[tuple[int, int], ...] = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14),
                                            (15, 16))
 # COCO's 17 joints fill the same slots but for 1 and 2, its left and right eye, which a flip
-# swaps too: the pairs of a COCO-pretraining set (the stand-in, data/stills.py).
+# swaps too: the pairs of a COCO-pretraining set (coco.py: real COCO or the stand-in).
 COCO_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 2),) + FLIP_PAIRS
 # The joint sets a training set may label (config.data.joints) -> their flip pairs.
 JOINT_SETS: dict[str, tuple[tuple[int, int], ...]] = {'posetrack18': FLIP_PAIRS,

@@ -32,7 +32,7 @@ SPLITS = {'train': 'train', 'val': 'validation', 'test': 'test'}
 
 
 @dataclasses.dataclass(frozen=True)
-class Layout:
+class DirectoryLayout:
   """name: 'posetrack18' | 'posetrack21' | 'posetrack17'; annotations: the folder under the
   root that holds <split folder>/<seq>.json; splits: the split folders it can have;
   images_by_split: whether frames lie in images/<split folder> (PoseTrack17 sorts them by
@@ -56,9 +56,9 @@ class Layout:
     return pathlib.Path(root) / 'images' / (folder if self.images_by_split else '')
 
 
-POSETRACK18 = Layout('posetrack18', 'annotations', ('train', 'val', 'test'))
-POSETRACK21 = Layout('posetrack21', 'posetrack_data', ('train', 'val'))
-POSETRACK17 = Layout('posetrack17', 'annotations', ('train', 'val', 'test'), False)
+POSETRACK18 = DirectoryLayout('posetrack18', 'annotations', ('train', 'val', 'test'))
+POSETRACK21 = DirectoryLayout('posetrack21', 'posetrack_data', ('train', 'val'))
+POSETRACK17 = DirectoryLayout('posetrack17', 'annotations', ('train', 'val', 'test'), False)
 LAYOUTS = {layout.name: layout for layout in (POSETRACK18, POSETRACK21, POSETRACK17)}
 
 _EXPECTED = ('images/ and one of annotations/{train,val,test}/<seq>.json (PoseTrack18 in the '
@@ -66,7 +66,7 @@ _EXPECTED = ('images/ and one of annotations/{train,val,test}/<seq>.json (PoseTr
              '<seq>.json (PoseTrack21)')
 
 
-def _first_file(layout: Layout, root: pathlib.Path) -> pathlib.Path | None:
+def _first_file(layout: DirectoryLayout, root: pathlib.Path) -> pathlib.Path | None:
   for folder in layout.splits:
     files = sorted(layout.annotation_dir(root, folder).glob('*.json'))
     if files:
@@ -74,7 +74,7 @@ def _first_file(layout: Layout, root: pathlib.Path) -> pathlib.Path | None:
   return None
 
 
-def detect(root: str | pathlib.Path) -> Layout:
+def detect(root: str | pathlib.Path) -> DirectoryLayout:
   """The layout of a dataset directory. FileNotFoundError naming the directory and what was
   looked for when it is none of them; ValueError when it looks like two at once."""
   root = pathlib.Path(root)

@@ -15,6 +15,10 @@ The values equal the data source's own for those fields (tests/test_lean_records
 every record of a build); the layout they rely on is the builder's features
 (posetrack18_dataset_builder.Builder._info: float64 tensors stored as raw bytes, one bytes entry
 per person).
+
+A record of a damaged shard (missing, truncated, bytes flipped: ArrayRecord's checksums) raises
+damage.DamagedDatasetError naming the shard file and the folder to delete, also from Grain's
+worker processes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import numpy as np
 from tensorflow_datasets.proto import tf_example_pb2
 
+from tfds_posetrack.posetrack18.damage import read_serialized
 from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 
@@ -41,7 +46,7 @@ class LeanRecords:
     return len(self.source)
 
   def __getitem__(self, index: int) -> dict[str, Any]:
-    serialized = self.source.data_source[index]
+    serialized = read_serialized(self.source, index)
     feature = tf_example_pb2.Example.FromString(serialized).features.feature
     people = {
         'keypoints': _float64_rows(feature, 'people/keypoints', (NUM_JOINTS, 3), index),

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from tfds_posetrack.posetrack18.damage import open_records
 from tfds_posetrack.posetrack18.pairs import FrameTable, _check_gap, training_pairs
 
 
@@ -78,13 +79,14 @@ class PairSource(Sequence):
   def from_builder(cls, builder, split: str, k: int = 2, seed: int = 0, epoch: int = 0,
                    table: FrameTable | None = None) -> PairSource:
     """Over split `split` of a prepared tfds_posetrack PoseTrack18 builder (its ArrayRecord data
-    source); `table`, when given, replaces the split's own frame table (sparse_labels)."""
+    source, damage.open_records: a damaged shard is a DamagedDatasetError); `table`, when given,
+    replaces the split's own frame table (sparse_labels)."""
     own = FrameTable.from_builder(builder, split)  # ValueError naming the split if there is none
     if table is not None and len(table) != len(own):
       raise ValueError(f'table has {len(table)} records, split {split!r} of {builder.data_dir} '
                        f'has {len(own)}: pass a table of that split (sparse_labels of '
                        'FrameTable.from_builder(builder, split))')
-    return cls(builder.as_data_source(split), own if table is None else table, k, seed, epoch)
+    return cls(open_records(builder, split), own if table is None else table, k, seed, epoch)
 
   def with_epoch(self, epoch: int) -> PairSource:
     """The same source with another epoch's deltas (the same frames A and people)."""

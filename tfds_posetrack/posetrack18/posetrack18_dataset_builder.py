@@ -16,7 +16,14 @@ annotation file's order), and `info.metadata['frames']` holds, per split, the sm
 (video, frame index, is_labeled, people) that the pair view needs without reading images.
 What the build skipped is counted per split in `info.metadata['skipped']` and logged.
 `info.metadata['source']` records what the build was made from (source_fingerprint): `prepare`
-refuses to reuse a build whose source directory has changed since.
+refuses to reuse a build whose source directory has changed since. `info.metadata['shard_bytes']`
+({split: {shard file name: bytes}}) and `info.metadata['manual_dir']` (the directory it was built
+from) let damage.check_shards tell a missing or truncated shard, and say how to rebuild, without
+reading the data; `prepare` checks them before reusing a build (builds made before record no
+sizes: their shards are checked for existence only).
+
+When stdout or stderr is not a terminal (a log file, a pipe), the build shows no TFDS progress
+bars (interactive_console): their carriage-return redraws and escape codes would fill the log.
 
 Building and reading need no TensorFlow: the features avoid TFDS's TF-backed image codec (the
 JPEG is stored as bytes and decoded by the input pipeline with OpenCV).
@@ -37,8 +44,25 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from tfds_posetrack.posetrack18.annotations import Frame, read_video
+from tfds_posetrack.posetrack18.damage import check_shards, shard_sizes
 from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
-from tfds_posetrack.posetrack18.layouts import SPLITS, Layout, detect
+from tfds_posetrack.posetrack18.layouts import SPLITS, DirectoryLayout, detect
+
+
+def interactive_console() -> bool:
+  """Whether progress bars belong on the console: stdout and stderr both terminals.
+
+  stderr is where tqdm draws; a redirected stdout (`> log.txt`, a pipe) means the run is being
+  logged, and a bar on the terminal beside it would be noise. A stream without a file
+  descriptor (captured by a test, a notebook) counts as no terminal.
+  """
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      if stream is None or not stream.isatty():
+        return False
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+      return False
+  return True
 
 
 def split_directory(split: str, field: str = 'split') -> str:
@@ -160,6 +184,20 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         disable_shuffling=True,
     )
 
+  def download_and_prepare(self, **kwargs) -> None:
+    if not interactive_console():
+      # TFDS's tqdm bars redraw with '\r' and cursor-up escapes: in a log file or a pipe each
+      # redraw would be kept. Process-wide (TFDS has no per-build switch), and never turned
+      # back on: the console does not become a terminal later.
+      tfds.disable_progress_bar()
+    super().download_and_prepare(**kwargs)
+
+  def _download_and_prepare(self, dl_manager, download_config=None):
+    super()._download_and_prepare(dl_manager, download_config)
+    # The shards are written and the metadata not yet (TFDS writes it next): their sizes let a
+    # truncated shard be told by a stat when the build is opened (damage.check_shards).
+    self.info.metadata['shard_bytes'] = shard_sizes(self.info)
+
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     root = pathlib.Path(dl_manager.manual_dir)
     try:
@@ -178,6 +216,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
               f'there is no {layout.annotation_dir(root, directory)}: that split is left out')
     print(f'posetrack18: {root} is in the {layout.name} layout', flush=True)
     self.info.metadata['layout'] = layout.name
+    # For the remedy of a damaged build (damage.py): where to rebuild it from.
+    self.info.metadata['manual_dir'] = str(root.absolute())
     # Before reading anything: a file changed during the build makes the next prepare() refuse.
     self.info.metadata['source'] = source_fingerprint(root, present, layout)
     self.info.metadata.setdefault('frames', {})
@@ -185,7 +225,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     return {split: self._generate_examples(root, layout, directory, split)
             for directory, split in present.items()}
 
-  def _generate_examples(self, root: pathlib.Path, layout: Layout, directory: str, split: str):
+  def _generate_examples(self, root: pathlib.Path, layout: DirectoryLayout, directory: str,
+                         split: str):
     counts = collections.Counter(dict.fromkeys(REPORTED_COUNTS, 0))
     table = {'video_id': [], 'frame_index': [], 'nframes': [], 'is_labeled': [], 'people': []}
     annotation_dir = layout.annotation_dir(root, directory)
@@ -265,8 +306,8 @@ def _few(names) -> str:
   return ', '.join(names[:_FEW]) + more
 
 
-def source_fingerprint(root: str | pathlib.Path, directories, layout: Layout | None = None
-                       ) -> dict:
+def source_fingerprint(root: str | pathlib.Path, directories,
+                       layout: DirectoryLayout | None = None) -> dict:
   """What a build is made from, per split directory (e.g. 'val'):
 
       {'annotations': {'<video>.json': sha256 of its bytes},
@@ -324,7 +365,8 @@ def _image_listing(directory: pathlib.Path) -> dict[str, list]:
 
 def source_changes(built: dict, now: dict, annotations: str = 'annotations') -> list[str]:
   """What differs between two source_fingerprint results, one line per kind of change;
-  annotations: the layout's annotation folder (Layout.annotations), as the lines name it."""
+  annotations: the layout's annotation folder (DirectoryLayout.annotations), as the lines name
+  it."""
   changes = []
   for directory in sorted(built.keys() | now.keys()):
     if directory not in now:
@@ -390,13 +432,17 @@ def prepare(manual_dir: str | pathlib.Path, data_dir: str | pathlib.Path | None 
   """The builder for `max_gap` (make_config), built from `manual_dir` unless already built.
 
   An existing build is reused only when `manual_dir` is what it was built from (check_source):
-  a changed source is a ValueError that says what changed and how to rebuild.
+  a changed source is a ValueError that says what changed and how to rebuild. A build with a
+  shard missing or of another size than written is a damage.DamagedDatasetError that names the
+  shard and the folder to delete (check_shards; nothing is deleted).
   """
   builder = Builder(data_dir=None if data_dir is None else str(data_dir),
                     config=make_config(max_gap))
   # The same test that download_and_prepare makes before reusing a build.
   if builder.data_path.exists():
     check_source(builder, manual_dir)
+    for split in builder.info.splits:
+      check_shards(builder, split)
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
   return builder
