@@ -44,7 +44,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
 
-from posewarper_jax import accelerators, codec, parallel, predictor, train
+from posewarper_jax import accelerators, parallel, predictor, train
+from posewarper_jax.data import codec
 from posewarper_jax.models import AGGREGATION_DELTAS, DTYPES, create_model, init_variables
 from posewarper_jax.models.layers import DeformConv, identity_kernel_init
 from posewarper_jax.models.posewarper import DEFORM_KERNEL

@@ -34,11 +34,11 @@ import ml_collections
 
 from posewarper_jax import provenance
 from posewarper_jax.data import source
-from posewarper_jax.data.stills import generate_stills
+from posewarper_jax.data.stills import GENERATED, JPEG_QUALITY, SETTINGS_ADDED, generate_stills
 from tfds_posetrack.posetrack18.coco import to_posetrack18
 
 RUN = 'pretrain'
-GENERATED, CONVERTED = 'GENERATED', 'CONVERTED'
+CONVERTED = 'CONVERTED'
 
 
 def run_dir(workdir: str | pathlib.Path) -> pathlib.Path:
@@ -71,7 +71,7 @@ def stills_settings(config) -> dict:
   height, width = config.data.synthetic_frame_size
   return dict(seed=config.pretrain.seed, num_images=config.pretrain.stills, width=width,
               height=height, max_people=config.pretrain.max_people,
-              limb_code=config.pretrain.limb_code)
+              limb_code=config.pretrain.limb_code, jpeg_quality=JPEG_QUALITY)
 
 
 def check_stills(config, workdir: str | pathlib.Path) -> None:
@@ -79,7 +79,8 @@ def check_stills(config, workdir: str | pathlib.Path) -> None:
   settings than config.pretrain asks for; writes nothing."""
   settings = stills_settings(config)
   for folder, marker in zip(_folders(workdir)[:2], (GENERATED, CONVERTED), strict=True):
-    provenance.check_once(folder, marker, settings, what='config.pretrain')
+    provenance.check_once(folder, marker, settings, what='config.pretrain',
+                          added=SETTINGS_ADDED)
 
 
 def make_stills(config, workdir: str | pathlib.Path) -> None:
@@ -89,12 +90,12 @@ def make_stills(config, workdir: str | pathlib.Path) -> None:
   if jax.process_index() == 0:
     provenance.make_once(
         coco, GENERATED, settings, lambda: generate_stills(coco, **settings),
-        what='config.pretrain',
+        what='config.pretrain', added=SETTINGS_ADDED,
         announce=f'pretrain: generating {config.pretrain.stills} labeled stills (the COCO '
                  f'stand-in) in {coco}')
     provenance.make_once(
         converted, CONVERTED, settings, lambda: to_posetrack18(coco, converted),
-        what='config.pretrain',
+        what='config.pretrain', added=SETTINGS_ADDED,
         announce=f'pretrain: the stills as one-frame PoseTrack18 videos in {converted}')
   source.wait_for_process_0('posewarper_jax stand-in made')
 

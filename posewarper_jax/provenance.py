@@ -66,19 +66,21 @@ def read_record(path: pathlib.Path) -> Any:
 
 # --- Data: made once -----------------------------------------------------------------------------
 
+ANOTHER_WORKDIR = ('Start this experiment in another --workdir (the one here stays usable with its '
+                   'own settings).')
+
+
 def check_once(root: pathlib.Path, marker: str, settings: Mapping[str, Any], *, what: str,
-               added: Mapping[str, Any] | None = None) -> bool:
+               added: Mapping[str, Any] | None = None, remedy: str = ANOTHER_WORKDIR) -> bool:
   """Whether root holds `marker` recorded with these settings (True: done), or nothing (False);
-  Refused naming the fields when it was made with others. Writes nothing."""
+  Refused naming the fields, and `remedy`, when it was made with others. Writes nothing."""
   saved = read_record(pathlib.Path(root) / marker)
   if saved is None:
     return False
   changed = config_checks.differences(saved, settings, added=added)
   if changed:
     raise Refused(f'{root} was made with other settings than {what} now asks for:\n  '
-                  + '\n  '.join(changed)
-                  + '\nStart this experiment in another --workdir (the one here stays '
-                    'usable with its own settings).')
+                  + '\n  '.join(changed) + '\n' + remedy)
   return True
 
 
@@ -91,8 +93,12 @@ def make_once(root: pathlib.Path, marker: str, settings: Mapping[str, Any],
     return
   print(announce, flush=True)
   make()
-  paths.write_atomically(pathlib.Path(root) / marker,
-                         json.dumps(dict(settings), sort_keys=True) + '\n')
+  record(pathlib.Path(root) / marker, settings)
+
+
+def record(path: pathlib.Path, settings: Mapping[str, Any]) -> None:
+  """Writes a record of `settings` (JSON, atomically): call it after the work's last write."""
+  paths.write_atomically(path, json.dumps(dict(settings), sort_keys=True) + '\n')
 
 
 # --- Runs: resumable with the same config --------------------------------------------------------

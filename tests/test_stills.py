@@ -403,7 +403,8 @@ def test_cli_writes_the_stills_of_its_arguments_and_their_conversion_once(tmp_pa
   # with them as pretrain.py marks its own.
   stills.generate_stills(tmp_path / 'reference', **CLI_SETTINGS)
   made = digest(user / 'sets' / 'coco')
-  assert json.loads((user / 'sets' / 'coco' / 'GENERATED').read_text()) == CLI_SETTINGS
+  assert (json.loads((user / 'sets' / 'coco' / 'GENERATED').read_text())
+          == {**CLI_SETTINGS, 'jpeg_quality': 90})
   del made['GENERATED']
   assert made == digest(tmp_path / 'reference')
   # Converted by the dataset package's converter (its marker), each image one video.
@@ -420,7 +421,8 @@ def test_cli_writes_the_stills_of_its_arguments_and_their_conversion_once(tmp_pa
   assert {p: (p.stat().st_mtime_ns, digest(p)) for p in before} == before
   # Other settings into the same folder: refused, nothing changed.
   refused(stills_cli(user, '--out', 'sets/coco', *CLI_ARGS, '--seed', '2'),
-          'sets/coco holds stills made with', '"seed": 1', '"seed": 2')
+          'sets/coco was made with other settings', 'seed: 1 before, 2 now',
+          'Choose another --out')
   assert digest(user / 'sets' / 'coco') == before[user / 'sets' / 'coco'][1]
   assert sorted(p.name for p in (user / 'sets').iterdir()) == ['coco', 'pt']  # no leftovers
 

@@ -43,12 +43,15 @@ from posewarper_jax.data.stills.clothes import Clothes, random_clothes
 from posewarper_jax.data.stills.render import Still, draw_person
 from posewarper_jax.data.stills.writer import (
     ANNOTATIONS,
+    GENERATED,
     IMAGES,
     JPEG_QUALITY,
+    SETTINGS_ADDED,
     generate_stills,
     make_stills,
 )
 
-__all__ = ['ANNOTATIONS', 'BACKGROUNDS', 'IMAGES', 'JPEG_QUALITY', 'Clothes', 'Person', 'Still',
+__all__ = ['ANNOTATIONS', 'BACKGROUNDS', 'GENERATED', 'IMAGES', 'JPEG_QUALITY', 'SETTINGS_ADDED',
+           'Clothes', 'Person', 'Still',
            'background', 'draw_person', 'generate_stills', 'make_person', 'make_stills',
            'random_clothes']

@@ -7,11 +7,11 @@ The stills of the stand-in variant (configs/posewarper.py:standin, which pretrai
 <workdir>/data/stills): `--limb_code 1.0` and the other defaults.
 
 --out must be new or empty, or hold finished stills of this command or of pretrain.py: GENERATED,
-written last, with their settings as JSON (what source.made_once writes, so that either
-recognises the other's). With the same settings nothing is written; other settings, and a folder
-with other contents (a user's COCO, a half-written set), are refused. The stills are written into
-a temporary sibling folder (.<name>.partial-*) and renamed to --out at the end, so that an
-interrupted run leaves no half-written --out. --posetrack18 converts them
+written last, with their settings (provenance.py's record, so that either recognises the
+other's, by provenance's rule). With the same settings nothing is written; other settings, and
+a folder with other contents (a user's COCO, a half-written set), are refused. The stills are
+written into a temporary sibling folder (.<name>.partial-*) and renamed to --out at the end, so
+that an interrupted run leaves no half-written --out. --posetrack18 converts them
 (tfds_posetrack.posetrack18.coco, which refuses a folder by the same rules and is a no-op on its
 own finished conversion of the same stills).
 
@@ -21,7 +21,6 @@ Exit status 2 and a message, not a traceback, on bad arguments or a refused fold
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import secrets
@@ -30,10 +29,14 @@ import sys
 import time
 from collections.abc import Sequence
 
-from posewarper_jax.data.stills.writer import JPEG_QUALITY, generate_stills
+from posewarper_jax import provenance
+from posewarper_jax.data.stills.writer import (
+  GENERATED,
+  JPEG_QUALITY,
+  SETTINGS_ADDED,
+  generate_stills,
+)
 from tfds_posetrack.posetrack18 import coco
-
-GENERATED = 'GENERATED'  # pretrain.py's marker of the same stills (source.made_once)
 
 
 def _refuse_unless_empty(root: pathlib.Path, why: str) -> None:
@@ -46,25 +49,19 @@ def _refuse_unless_empty(root: pathlib.Path, why: str) -> None:
 
 def generate_once(out: pathlib.Path, settings: dict) -> dict | None:
   """generate_stills(out, **settings) into a new or empty folder, marked done by GENERATED;
-  None (nothing written) when out holds finished stills of the same settings. FileExistsError
-  for stills of other settings or other contents (the module docstring)."""
-  text = json.dumps(settings, sort_keys=True)
-  if (out / GENERATED).is_file():
-    saved = (out / GENERATED).read_text().strip()
-    try:
-      same = json.loads(saved) == settings
-    except ValueError:
-      same = False
-    if same:
-      return None
-    raise FileExistsError(f'{out} holds stills made with {saved}, not {text}: not writing into '
-                          'it (choose another --out, or delete it)')
+  None (nothing written) when out holds finished stills of the same settings;
+  provenance.Refused for stills of other settings, FileExistsError for other contents (the
+  module docstring)."""
+  if provenance.check_once(out, GENERATED, settings, what='these arguments',
+                           added=SETTINGS_ADDED,
+                           remedy='Choose another --out (the stills there stay as they are).'):
+    return None
   _refuse_unless_empty(out, f'is not empty and holds no finished stills (no {GENERATED})')
   out.parent.mkdir(parents=True, exist_ok=True)
   staging = out.parent / f'.{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}'
   try:
     summary = generate_stills(staging, **settings)
-    (staging / GENERATED).write_text(text + '\n')
+    provenance.record(staging / GENERATED, settings)
     try:
       os.rename(staging, out)  # replaces an empty out (POSIX), fails on one filled meanwhile
     except OSError as e:
@@ -99,11 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if not 0 <= args.quality <= 100:
     parser.error(f'--quality must be 0 to 100, got {args.quality}')
-  # The settings as pretrain.py writes them (its GENERATED); the quality only when not its.
+  # The settings as pretrain.py records them (its GENERATED).
   settings = dict(seed=args.seed, num_images=args.num_images, width=args.width,
-                  height=args.height, max_people=args.max_people, limb_code=args.limb_code)
-  if args.quality != JPEG_QUALITY:
-    settings['jpeg_quality'] = args.quality
+                  height=args.height, max_people=args.max_people, limb_code=args.limb_code,
+                  jpeg_quality=args.quality)
   out = pathlib.Path(args.out)
   try:
     if args.posetrack18 and not (pathlib.Path(args.posetrack18) / coco.MARKER).is_file():

@@ -42,6 +42,10 @@ from posewarper_jax.data.stills.render import Still
 from tfds_posetrack.posetrack18 import coco
 
 JPEG_QUALITY = 90
+# Written last into a folder of finished stills, with their settings (provenance.record).
+GENERATED = 'GENERATED'
+# Settings recorded since the first stills were made, as they were then (provenance's `added`).
+SETTINGS_ADDED = {'jpeg_quality': JPEG_QUALITY}
 IMAGES = coco.IMAGES
 ANNOTATIONS = coco.ANNOTATIONS
 _INFO = {'description': 'Synthetic COCO stand-in: posed people in still images '
