@@ -27,13 +27,18 @@ from posewarper_jax.data import codec, pipeline, transforms
 from posewarper_jax.models import AGGREGATION_DELTAS, PoseWarper, create_model
 
 ROWS = ('single frame', 'aggregation')
+# Both rows from one call: the single frame is the current frame's pass of the aggregation's
+# backbone (PoseWarper.single_and_aggregate), so an evaluation of both runs the backbone on each
+# crop once, not twice.
+BOTH = 'single frame and aggregation'
 
 
 def heatmap_functions(model: PoseWarper, flip_test: bool = False) -> dict[str, Callable]:
   """The network's pure functions over crops, before jit: 'single frame' and 'aggregation'
-  (variables, frames [N, T, H, W, 3] uint8) -> [N, h, w, J], and 'propagation' (variables,
-  source, target [N, H, W, 3] uint8, heatmaps [N, h, w, J]) -> [N, h, w, J]. The Predictor
-  jits them; posewarper_jax.aot compiles them for accelerators.
+  (variables, frames [N, T, H, W, 3] uint8) -> [N, h, w, J]; BOTH, the two from one backbone
+  pass -> ([N, h, w, J], [N, h, w, J]); and 'propagation' (variables, source, target
+  [N, H, W, 3] uint8, heatmaps [N, h, w, J]) -> [N, h, w, J]. The Predictor jits them;
+  posewarper_jax.aot compiles them for accelerators.
 
   flip_test: HRNet's flip test for the rows (the mirrored crops' heatmaps, mirrored back,
   averaged with the plain ones).
@@ -46,12 +51,16 @@ def heatmap_functions(model: PoseWarper, flip_test: bool = False) -> dict[str, C
   def aggregated(variables, frames):
     return model.apply(variables, transforms.normalize(frames), method=PoseWarper.aggregate)
 
+  def both(variables, frames):
+    return model.apply(variables, transforms.normalize(frames),
+                       method=PoseWarper.single_and_aggregate)
+
   def with_flip(fn):
     if not flip_test:
       return fn
     def flipped(variables, frames):
-      back = codec.flip_back(fn(variables, frames[:, :, :, ::-1]))
-      return 0.5 * (fn(variables, frames) + back)
+      back = jax.tree.map(codec.flip_back, fn(variables, frames[:, :, :, ::-1]))
+      return jax.tree.map(lambda a, b: 0.5 * (a + b), fn(variables, frames), back)
     return flipped
 
   def propagated(variables, source, target, heatmaps):
@@ -59,7 +68,7 @@ def heatmap_functions(model: PoseWarper, flip_test: bool = False) -> dict[str, C
                        heatmaps, method=PoseWarper.propagate)
 
   return {'single frame': with_flip(single), 'aggregation': with_flip(aggregated),
-          'propagation': propagated}
+          BOTH: with_flip(both), 'propagation': propagated}
 
 
 class Predictor:
@@ -71,13 +80,14 @@ class Predictor:
     self.batch = int(config.eval.batch)
     self.variables = jax.device_put(variables)
     functions = heatmap_functions(self.model, flip_test)
-    self._rows = {row: jax.jit(functions[row]) for row in ROWS}
+    self._rows = {row: jax.jit(functions[row]) for row in (*ROWS, BOTH)}
     self._propagate = jax.jit(functions['propagation'])
 
-  def __call__(self, row: str, frames: np.ndarray) -> np.ndarray:
-    """Heatmaps [N, h, w, J] of a row ('single frame', 'aggregation') for crops [N, T, H, W, 3]."""
+  def __call__(self, row: str, frames: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Heatmaps [N, h, w, J] of a row ('single frame', 'aggregation') for crops [N, T, H, W, 3];
+    for BOTH, the two rows' (one backbone pass)."""
     if row not in self._rows:
-      raise ValueError(f'no row {row!r}; the rows are {", ".join(ROWS)}')
+      raise ValueError(f'no row {row!r}; the rows are {", ".join((*ROWS, BOTH))}')
     return self._chunked(self._rows[row], frames)
 
   def propagate(self, source: np.ndarray, target: np.ndarray,
@@ -101,8 +111,9 @@ class Predictor:
       if size < self.batch:  # the one compiled shape
         chunk = [np.concatenate([c, np.zeros((self.batch - size, *c.shape[1:]), c.dtype)])
                  for c in chunk]
-      outputs.append(np.asarray(fn(self.variables, *chunk))[:size])
-    return np.concatenate(outputs)
+      outputs.append(jax.tree.map(lambda x, size=size: np.asarray(x)[:size],
+                                  fn(self.variables, *chunk)))
+    return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)
 
 
 def predict_poses(predictor: Predictor, rows: Sequence[str], stream: Iterable[dict]
@@ -110,9 +121,13 @@ def predict_poses(predictor: Predictor, rows: Sequence[str], stream: Iterable[di
   """Row -> (xy [N, 17, 2] frame pixels, peak [N, 17]) for every crop of the stream, in order
   (each batch read once for every row)."""
   outputs = {row: ([], []) for row in rows}
+  together = set(ROWS) <= set(rows)  # both rows from one backbone pass (BOTH)
   for batch in stream:
+    heatmaps = (dict(zip(ROWS, predictor(BOTH, batch['frames']), strict=True)) if together
+                else {})
     for row in rows:
-      xy, peak = codec.decode(predictor(row, batch['frames']), batch['center'], batch['scale'])
+      row_heatmaps = heatmaps[row] if row in heatmaps else predictor(row, batch['frames'])
+      xy, peak = codec.decode(row_heatmaps, batch['center'], batch['scale'])
       outputs[row][0].append(xy)
       outputs[row][1].append(peak)
   return {row: (np.concatenate(xy), np.concatenate(peak)) for row, (xy, peak) in outputs.items()}

@@ -14,6 +14,7 @@ import pytest
 
 from posewarper_jax import evaluate, predictor
 from posewarper_jax.data import source
+from posewarper_jax.models import PoseWarper
 from tests.helpers import tiny_config
 from tfds_posetrack.posetrack18.keypoints import JOINT_INDEX, NUM_JOINTS
 
@@ -30,7 +31,9 @@ class _Network:
   def apply(self, variables, frames, *args, method=None):
     first = frames if frames.ndim == 4 else frames[:, 0]  # aggregation: [N, T, H, W, 3]
     is_plain = first[:, 0, 0, 0] > first[:, 0, -1, 0]
-    return jnp.where(is_plain[:, None, None, None], self.plain, self.mirrored)
+    heatmaps = jnp.where(is_plain[:, None, None, None], self.plain, self.mirrored)
+    # Both rows at once: the same maps for each.
+    return (heatmaps, heatmaps) if method is PoseWarper.single_and_aggregate else heatmaps
 
 
 def _maps(*peaks) -> np.ndarray:
@@ -41,7 +44,7 @@ def _maps(*peaks) -> np.ndarray:
   return maps
 
 
-@pytest.mark.parametrize('row', ['single frame', 'aggregation'])
+@pytest.mark.parametrize('row', ['single frame', 'aggregation', predictor.BOTH])
 def test_the_flip_test_averages_the_mirrored_crops_heatmaps_moved_back(monkeypatch, row):
   """Each peak of the mirrored crop's heatmaps lands at x' = W - 1 - x + 1 (mirrored, then
   HRNet's SHIFT_HEATMAP: one pixel right, column 0 kept, so a peak in the last column fills
@@ -64,12 +67,29 @@ def test_the_flip_test_averages_the_mirrored_crops_heatmaps_moved_back(monkeypat
                    ('left_ankle', 3, 1, np.float32(0.4) / 2),
                    ('right_knee', 4, 4, np.float32(0.3) / 2),
                    ('left_knee', 4, 3, np.float32(0.5) / 2))
-  flipped = predictor.Predictor(config, {}, flip_test=True)(row, frames)
-  np.testing.assert_array_equal(flipped, np.broadcast_to(expected, flipped.shape))
-  assert flipped.shape == (3, H, W, NUM_JOINTS)
+  each = lambda out: out if row == predictor.BOTH else (out,)  # BOTH: a pair of rows
+  for flipped in each(predictor.Predictor(config, {}, flip_test=True)(row, frames)):
+    np.testing.assert_array_equal(flipped, np.broadcast_to(expected, flipped.shape))
+    assert flipped.shape == (3, H, W, NUM_JOINTS)
 
-  unflipped = predictor.Predictor(config, {})(row, frames)
-  np.testing.assert_array_equal(unflipped, np.broadcast_to(plain, unflipped.shape))
+  for unflipped in each(predictor.Predictor(config, {})(row, frames)):
+    np.testing.assert_array_equal(unflipped, np.broadcast_to(plain, unflipped.shape))
+
+
+@pytest.mark.parametrize('flip_test', [False, True])
+def test_both_rows_from_one_backbone_pass_equal_each_row_alone(identity_run, flip_test):
+  """The evaluation's single-frame row from the aggregation's backbone pass of the current
+  frame (predictor.BOTH) is the single-frame function's, and its aggregation row the
+  aggregation function's, on a trained network's real crops."""
+  from posewarper_jax import checkpoints
+
+  config, workdir = identity_run
+  variables = checkpoints.load(workdir / 'stage2').variables
+  frames = np.random.default_rng(0).integers(0, 256, (3, 5, *config.image_size, 3), np.uint8)
+  network = predictor.Predictor(config, variables, flip_test=flip_test)
+  single, aggregated = network(predictor.BOTH, frames)
+  np.testing.assert_array_equal(single, network('single frame', frames))
+  np.testing.assert_array_equal(aggregated, network('aggregation', frames))
 
 
 # Joint j's peak: distinct values, none a power of two, so a product is not a coincidence.

@@ -148,6 +148,14 @@ class PoseWarper(nn.Module):
       the current frame included (warped with a zero difference). One backbone pass of N * T
       crops and one head pass.
     """
+    return self.single_and_aggregate(frames, weights, train)[1]
+
+  def single_and_aggregate(self, frames: jax.Array,
+                           weights: Sequence[float] = AGGREGATION_WEIGHTS,
+                           train: bool = False) -> tuple[jax.Array, jax.Array]:
+    """(the current frame's own heatmaps, `aggregate`'s) [N, h, w, J] each, from the one
+    backbone pass of the N * T crops that aggregation makes anyway: the single-frame row of an
+    evaluation at no cost of its own. frames as `aggregate`'s."""
     if frames.ndim != 5 or frames.shape[1] != len(weights):
       raise ValueError(f'PoseWarper.aggregate: frames must be [N, T, H, W, C] with T = '
                        f'{len(weights)} (one per weight), got {frames.shape}')
@@ -158,7 +166,7 @@ class PoseWarper(nn.Module):
     flat = lambda x: x.reshape(n * t, *x.shape[2:])
     warped = self.warper(flat(current - h), flat(h), train=train).reshape(h.shape)
     w = jnp.asarray(weights, jnp.float32).reshape(1, t, 1, 1, 1)
-    return jnp.sum(_f32(warped) * w, axis=1)
+    return _f32(h[:, 0]), jnp.sum(_f32(warped) * w, axis=1)
 
   def propagate(self, frames_source: jax.Array, frames_target: jax.Array, heatmaps: jax.Array,
                 train: bool = False) -> jax.Array:
