@@ -37,6 +37,20 @@ def plain_formulation():
     hrnet.materialize, posewarper.tap_product_conv = materialize, offset_conv
 
 
+@contextlib.contextmanager
+def default_compiler_options():
+  """Within it, backend.compiler_options() is XLA's defaults on the CPU too: the step as it
+  compiled before backend.CPU_COMPILER_OPTIONS, for a ratio measured in the same run."""
+  from posewarper_jax.ops import backend
+
+  chosen = dict(backend.CPU_COMPILER_OPTIONS)
+  backend.CPU_COMPILER_OPTIONS.clear()
+  try:
+    yield
+  finally:
+    backend.CPU_COMPILER_OPTIONS.update(chosen)
+
+
 def median_ms(fn, warmup: int, repeats: int) -> float:
   """Median wall time of fn() in milliseconds, after `warmup` untimed calls."""
   for _ in range(warmup):

@@ -43,6 +43,7 @@ from ml_collections import config_flags
 from posewarper_jax import parallel, train
 from posewarper_jax.data import transforms
 from posewarper_jax.models import create_model, init_variables, num_params
+from posewarper_jax.ops import backend
 from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -57,6 +58,9 @@ _REPEATS = flags.DEFINE_integer('repeats', 5, 'timed steps (the median is printe
 # prepares the real data. 5 per frame is an assumption, stated with every estimate.
 _PLAIN = flags.DEFINE_boolean('plain', False, 'also time the step without the speed rewrites '
                               '(common.plain_formulation), in the same run')
+_DEFAULT_OPTIONS = flags.DEFINE_boolean(
+    'default_options', False, 'also time the step compiled with XLA:CPU\'s default options '
+    '(no backend.CPU_COMPILER_OPTIONS: YNNPACK\'s convolutions), in the same run')
 _NO_TORCH = flags.DEFINE_boolean('no_torch', False, 'skip the PyTorch reference')
 _PARALLEL = flags.DEFINE_list('parallel', [], 'time the step under each of these layouts '
                               '(config.train.parallel: pmap, jit), one after the other in the '
@@ -127,11 +131,13 @@ def compile_step(config, stage: int, per_device: int, variables=None):
     variables = init_variables(model, config.seed, tuple(config.image_size))
   layout = parallel.Layout.of_config(config)
   state = layout.state(train.create_train_state(model, variables, tx, stage, config.seed))
-  step = train.make_train_step(stage, settings.get('backbone_bn', 'frozen'),
+  step = train.make_train_step(stage, config.stage2.backbone_bn,
                                jnp.dtype(config.model.dtype), layout)
   batch = _batch(config, stage, jax.local_device_count(), per_device)
   start = time.perf_counter()
-  compiled = step.lower(state, layout.batch(batch)).compile()
+  # As run.py's step compiles (backend.jit): with the CPU's compiler options.
+  compiled = step.lower(state, layout.batch(batch)).compile(
+      compiler_options=backend.compiler_options() or None)
   return compiled, state, batch, time.perf_counter() - start
 
 
@@ -199,12 +205,15 @@ def main(argv):
         '| peak GiB | epoch h | PyTorch s per sample | PyTorch / ours |')
   print('|---|---|---|---|---|---|---|---|---|---|---|')
   layouts = _PARALLEL.value or [config.train.parallel]
-  runs = [(stage, plain, layout) for stage in map(int, _STAGES.value)
-          for plain in ((False, True) if _PLAIN.value else (False,)) for layout in layouts]
-  for stage, plain, layout in runs:
+  variants = [''] + ['plain'] * _PLAIN.value + ['default options'] * _DEFAULT_OPTIONS.value
+  runs = [(stage, variant, layout) for stage in map(int, _STAGES.value) for variant in variants
+          for layout in layouts]
+  for stage, variant, layout in runs:
     run_config = config.copy_and_resolve_references()
     run_config.train.parallel = layout
-    with common.plain_formulation() if plain else contextlib.nullcontext():
+    context = {'plain': common.plain_formulation,
+               'default options': common.default_compiler_options}.get(variant)
+    with context() if context else contextlib.nullcontext():
       r = time_stage(run_config, stage, per_device, ref[0] if ref is not None else None)
     peak = f'{r["peak_gib"]:.2f}' if r['peak_gib'] is not None else 'n/a'
     epoch_h = _EPOCH_PAIRS.value * r['per_sample_s'] / 3600
@@ -212,7 +221,8 @@ def main(argv):
     if r['torch_step_s'] is not None:
       ratio = r['torch_step_s'] / r['step_s']
       theirs = [f'{r["torch_step_s"] / r["samples"]:.4f}', f'{ratio:.2f}x']
-    label = f'{stage}{" (plain)" if plain else ""}{f" ({layout})" if len(layouts) > 1 else ""}'
+    label = (f'{stage}{f" ({variant})" if variant else ""}'
+             f'{f" ({layout})" if len(layouts) > 1 else ""}')
     print(f'| {label} | {r["trained"]:,} | {r["samples"]} | {r["step_s"]:.3f} | '
           f'{r["per_sample_s"]:.4f} | {r["samples_per_s"]:.2f} | {r["compile_s"]:.1f} | {peak} '
           f'| {epoch_h:.2f} | {theirs[0]} | {theirs[1]} |', flush=True)

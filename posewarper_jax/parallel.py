@@ -32,6 +32,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from posewarper_jax.ops import backend
+
 AXIS = 'data'
 PARALLEL = ('pmap', 'jit')
 
@@ -68,8 +70,8 @@ class Layout:
     (state replicated, batch from `batch`) -> (state, metrics) replicated. The state's buffers
     are donated."""
     if self.kind == 'pmap':
-      return jax.pmap(per_device, axis_name=AXIS, in_axes=(None, 0), out_axes=(None, None),
-                      donate_argnums=(0,))
+      return backend.pmap(per_device, axis_name=AXIS, in_axes=(None, 0),
+                          out_axes=(None, None), donate_argnums=(0,))
     replicated, split = PartitionSpec(), PartitionSpec(AXIS)
     # check_vma=False: the body is pmap's, with its own collectives. With JAX's varying-axis
     # typing on, the gradient of the replicated parameters would already be summed over the
@@ -77,7 +79,7 @@ class Layout:
     # the devices' sum, not their mean.
     mapped = jax.shard_map(per_device, mesh=self.mesh, in_specs=(replicated, split),
                            out_specs=(replicated, replicated), check_vma=False)
-    return jax.jit(mapped, donate_argnums=(0,))
+    return backend.jit(mapped, donate_argnums=(0,))
 
   def state(self, state: Any) -> Any:
     """`state` (host arrays, the same in every process) replicated on the layout's devices, as

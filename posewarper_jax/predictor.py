@@ -25,6 +25,7 @@ import numpy as np
 
 from posewarper_jax.data import codec, pipeline, transforms
 from posewarper_jax.models import AGGREGATION_DELTAS, PoseWarper, create_model
+from posewarper_jax.ops import backend
 
 ROWS = ('single frame', 'aggregation')
 # Both rows from one call: the single frame is the current frame's pass of the aggregation's
@@ -80,8 +81,8 @@ class Predictor:
     self.batch = int(config.eval.batch)
     self.variables = jax.device_put(variables)
     functions = heatmap_functions(self.model, flip_test)
-    self._rows = {row: jax.jit(functions[row]) for row in (*ROWS, BOTH)}
-    self._propagate = jax.jit(functions['propagation'])
+    self._rows = {row: backend.jit(functions[row]) for row in (*ROWS, BOTH)}
+    self._propagate = backend.jit(functions['propagation'])
 
   def __call__(self, row: str, frames: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
     """Heatmaps [N, h, w, J] of a row ('single frame', 'aggregation') for crops [N, T, H, W, 3];

@@ -19,6 +19,14 @@ if _FLAG.split('=')[0] not in os.environ.get('XLA_FLAGS', ''):
 for _key, _value in COMPILE_ONLY_ENVIRONMENT.items():
   os.environ.setdefault(_key, _value)
 
+# The suite compiles with XLA:CPU's default options (posewarper_jax/ops/backend.py): its networks
+# are tiny, where oneDNN's per-call weight reorders cost more than its convolutions save
+# (test_train.py and test_quickstart.py: 187 s with the defaults, 266 s with oneDNN), and JAX's
+# persistent cache below cannot store an executable with oneDNN's custom calls. What the options
+# compute is tested with them: test_formulations.py (each convolution and gradient) and
+# test_train.py (the whole step of each stage).
+os.environ.setdefault('POSEWARPER_CPU_COMPILER_OPTIONS', 'default')
+
 # One persistent compilation cache per test session (the run.py subprocesses inherit it): the
 # training tests compile the same steps again and again (resume, two processes, each stage).
 # Measured on the resume test: 63 s without, 44 s with, starting from an empty cache.

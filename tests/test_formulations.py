@@ -112,3 +112,55 @@ def test_tap_products_are_used_where_they_apply(monkeypatch):
   assert uses_tap_products((1, 1))
   assert not uses_tap_products((2, 2))
   assert not uses_tap_products((1, 1), backend='gpu')
+
+
+@pytest.mark.parametrize('cin, cout, size, stride, dilation, batch', [
+    (48, 48, (96, 72), 1, 1, 2),   # W48's first branch
+    (384, 384, (12, 9), 1, 1, 2),  # its last, where oneDNN's kernel gradient is slower
+    (16, 32, (32, 24), 2, 1, 4),   # a transition down (input gradient: base dilation)
+    (32, 306, (32, 24), 1, 12, 2),  # the quick start's dilated offset convolution
+    (64, 17, (24, 18), 1, 1, 3),   # the final 1x1 layer's shape, as a 3x3
+])
+def test_the_cpu_compiler_options_compute_the_same_convolutions(cin, cout, size, stride,
+                                                               dilation, batch):
+  """backend.jit (XLA:CPU's convolutions on oneDNN, backend.CPU_COMPILER_OPTIONS) against jax.jit
+  with XLA's defaults: the output, the input gradient and the kernel gradient, to float32
+  rounding (another library adds the products in another order)."""
+  from posewarper_jax.ops import backend
+
+  keys = jax.random.split(jax.random.key(cin + cout + stride + dilation), 3)
+  x = jax.random.normal(keys[0], (batch, *size, cin))
+  kernel = 0.05 * jax.random.normal(keys[1], (3, 3, cin, cout))
+  out_size = tuple(s // stride for s in size)
+  g = jax.random.normal(keys[2], (batch, *out_size, cout))
+
+  def f(x, k, g):
+    conv_fn = lambda x, k: lax.conv_general_dilated(
+        x, k, (stride, stride), ((dilation, dilation), (dilation, dilation)),
+        rhs_dilation=(dilation, dilation), dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    out, vjp = jax.vjp(conv_fn, x, k)
+    return (out, *vjp(g))
+
+  chosen = jax.jit(f).lower(x, kernel, g).compile(compiler_options=backend.CPU_COMPILER_OPTIONS)
+  assert 'onednn' in chosen.as_text()  # the library changed
+  with_options, default = chosen(x, kernel, g), jax.jit(f)(x, kernel, g)
+  for name, a, b in zip(('output', 'input gradient', 'kernel gradient'), with_options, default,
+                        strict=True):
+    assert_close_to_scale(a, b, 1e-5, name)
+
+
+def test_the_compiler_options_are_the_cpus_only(monkeypatch):
+  from posewarper_jax.ops import backend
+
+  monkeypatch.delenv(backend.DEFAULTS_VARIABLE, raising=False)  # the suite's (conftest.py)
+  assert backend.compiler_options('cpu') == backend.CPU_COMPILER_OPTIONS
+  assert backend.compiler_options('gpu') == backend.compiler_options('tpu') == {}
+  with backend.compiling_for('tpu'):
+    assert backend.compiler_options() == {}
+  f = backend.jit(lambda x, k: lax.conv_general_dilated(x, k, (1, 1), 'SAME'))
+  x, k = jnp.ones((1, 4, 8, 8)), jnp.ones((4, 4, 3, 3))
+  f(x, k)
+  (compiled,) = f._compiled.values()
+  assert 'onednn' in compiled.as_text()  # what a call compiles, run.py's way
+  monkeypatch.setenv(backend.DEFAULTS_VARIABLE, 'default')
+  assert backend.compiler_options('cpu') == {}

@@ -17,7 +17,6 @@ import pytest
 from posewarper_jax import (
   augment,
   checkpoints,
-  codec,
   convert,
   plots,
   predictions,
@@ -26,7 +25,7 @@ from posewarper_jax import (
   provenance,
   train,
 )
-from posewarper_jax.data import source
+from posewarper_jax.data import codec, source
 from posewarper_jax.data.pipeline import image_ids_of, propagation_items, propagation_stream
 from posewarper_jax.metrics import posetrack_map
 from tests.helpers import ROOT, load_script, tiny_config

@@ -253,6 +253,32 @@ def test_bfloat16_step_is_close_to_float32(data_root, batches):
   assert cosine > 0.95, cosine
 
 
+@pytest.mark.parametrize('stage', [1, 2])
+def test_the_cpu_compiler_options_give_the_default_steps_loss_and_gradients(
+    data_root, batches, monkeypatch, stage):
+  """The training step as run.py compiles it on the CPU (backend.CPU_COMPILER_OPTIONS: the
+  convolutions on oneDNN) against the same step with XLA's defaults (what the suite otherwise
+  runs: tests/conftest.py): the loss, the gradients and the BatchNorm statistics, to float32
+  rounding."""
+  from posewarper_jax.ops import backend
+
+  results = {}
+  for options in ('chosen', 'default'):
+    monkeypatch.setenv(backend.DEFAULTS_VARIABLE, options)
+    config = tiny_config(data_root)
+    step = train.make_train_step(stage)
+    batch = _split(batches[0], 4)
+    new, metrics = step(_traced_state(config, stage), batch)
+    results[options] = (float(metrics['loss']), _flat(new.opt_state.trace),
+                        _flat(new.batch_stats))
+  (loss, grads, stats), (loss_d, grads_d, stats_d) = results['chosen'], results['default']
+  np.testing.assert_allclose(loss, loss_d, rtol=1e-5)
+  for name in grads_d:
+    assert_close_to_scale(grads[name], grads_d[name], 1e-4, f'gradient {name}')
+  for name in stats_d:
+    assert_close_to_scale(stats[name], stats_d[name], 1e-5, f'batch_stats {name}')
+
+
 def test_a_rematerialized_backbone_gives_the_plain_steps_loss_and_gradients(data_root, batches):
   """config.model.backbone.remat: the same function; only the memory of the step changes."""
   results, convolutions = {}, {}
