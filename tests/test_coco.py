@@ -240,13 +240,13 @@ def test_all_problems_in_one_error(tmp_path):
 
 def test_a_failed_write_leaves_no_folder(tmp_path, monkeypatch):
   source = write_coco(tmp_path / 'coco')
-  write = coco._write
+  write = coco.write_videos
 
   def write_then_fail(*args):
     write(*args)
     raise OSError('disk full')
 
-  monkeypatch.setattr(coco, '_write', write_then_fail)
+  monkeypatch.setattr(coco, 'write_videos', write_then_fail)
   with pytest.raises(OSError, match='disk full'):
     coco.to_posetrack18(source, tmp_path / 'out' / 'pt')
   assert not (tmp_path / 'out' / 'pt').exists() and leftovers(tmp_path / 'out') == []

@@ -333,7 +333,7 @@ def _video_json(video: _Video, seq: str, vid_id: str, person: dict) -> dict[str,
   return {'categories': [person], 'images': [entry], 'annotations': out}
 
 
-def _write(coco_dir: pathlib.Path, videos: list[_Video], person: dict,
+def write_videos(coco_dir: pathlib.Path, videos: list[_Video], person: dict,
            root: pathlib.Path) -> None:
   """Writes the converted videos under root (an empty folder)."""
   images_dir, annotations_dir = root / 'images' / 'train', root / 'annotations' / 'train'
@@ -400,7 +400,7 @@ def convert(coco_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[di
   staging = root.parent / f'.{root.name}.partial-{os.getpid()}-{secrets.token_hex(4)}'
   staging.mkdir()
   try:
-    _write(coco_dir, videos, person, staging)
+    write_videos(coco_dir, videos, person, staging)
     (staging / MARKER).write_text(json.dumps(marker, indent=2) + '\n')
     try:
       # Replaces an empty out_dir (POSIX rename), fails on one that filled meanwhile.
