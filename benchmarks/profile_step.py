@@ -19,7 +19,10 @@ event is mapped back through the compiled module's text (`compiled.as_text()`) t
 
 Printed as Markdown: the step's median wall time, the totals by kind and phase, and the --top
 modules. Event times are summed over the threads that ran them, so with two cores the total can
-exceed the wall time.
+exceed the wall time. The trace does not record the convolutions that run on oneDNN (XLA:CPU's
+custom calls, backend.CPU_COMPILER_OPTIONS, which run.py's step has on the CPU): the gap between
+the op time and the wall time is theirs. POSEWARPER_CPU_COMPILER_OPTIONS=default profiles the
+step with XLA's own convolutions, each in the table.
 
     python benchmarks/profile_step.py --stages=1,2 --plain         # W48, 384x288, batch 2
     python benchmarks/profile_step.py --config=configs/posewarper.py:synthetic \
