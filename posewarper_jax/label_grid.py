@@ -28,9 +28,12 @@ spec 7), in <workdir>/grid/<V..._N...>/:
    enlarged sets (retrain_init<i>/, retrain_<control>_init<i>/): the table gives the mean and
    range of each curve there, the figure the range.
 
-Every step is the train mode's (resumed where it stopped, skipped when done: report.py), so the
-command run again after a stop finishes the grid without repeating finished work. A synthetic
-set (config.data.synthetic) is generated once in <workdir>/data and shared by every point.
+Every run is the train mode's sequence (experiment.train_run: resumed where it stopped, skipped
+when done, by provenance.py's rule), and every run of the grid is planned and checked
+(experiment.check) before the first writes, so the command run again after a stop finishes the
+grid without repeating finished work, and one that cannot go on is refused before it starts. A
+synthetic set (config.data.synthetic) is generated once in <workdir>/data and shared by every
+point.
 """
 
 from __future__ import annotations
