@@ -65,10 +65,9 @@ def check(config, home: pathlib.Path, runs: list[Run]) -> None:
     provenance.check_resume(run.config, run.workdir, run.root)
 
 
-def make_standin(config, home: pathlib.Path) -> None:
-  """The stills generated and converted, then the stand-in's run trained and scored (each done
-  once: pretrain.py)."""
-  run = standin(config, home)
+def make_standin(config, home: pathlib.Path, run: Run | None) -> None:
+  """The stills generated and converted, then `run`, the stand-in's run (`standin`), trained
+  and scored (each done once: pretrain.py); nothing when there is no stand-in (None)."""
   if run is not None:
     pretrain.make_stills(config, home)
     train_run(run)
@@ -92,5 +91,5 @@ def run(config, workdir: str | pathlib.Path) -> None:
   main = Run(config, workdir)
   extra = standin(config, workdir)
   check(config, workdir, [main, *([extra] if extra else [])])
-  make_standin(config, workdir)
+  make_standin(config, workdir, extra)
   train_run(main)

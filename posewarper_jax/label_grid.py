@@ -238,7 +238,7 @@ def run_grid(config, workdir: str | pathlib.Path) -> str | None:
   experiment.check(config, workdir, [*([standin] if standin else []),
                                      *(run for point in points for run in point.runs)])
   source.shared_data(config, workdir)
-  experiment.make_standin(config, workdir)
+  experiment.make_standin(config, workdir, standin)
   rows = []
   for point in points:
     name, runs = point.folder.name, len(point.retrains)

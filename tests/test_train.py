@@ -269,6 +269,8 @@ def test_the_cpu_compiler_options_give_the_default_steps_loss_and_gradients(
     step = train.make_train_step(stage)
     batch = _split(batches[0], 4)
     new, metrics = step(_traced_state(config, stage), batch)
+    (compiled,) = step._compiled.values()  # what the call compiled, with the options it had
+    assert ('onednn' in compiled.as_text()) == (options == 'chosen')
     results[options] = (float(metrics['loss']), _flat(new.opt_state.trace),
                         _flat(new.batch_stats))
   (loss, grads, stats), (loss_d, grads_d, stats_d) = results['chosen'], results['default']

@@ -56,19 +56,29 @@ def _how_to_get() -> str:
   return ' '.join(Builder.MANUAL_DOWNLOAD_INSTRUCTIONS.split())
 
 
-def _generate(root: pathlib.Path, config) -> None:
+def _synthetic_settings(config) -> dict:
+  """What a synthetic set is generated from: synthetic.generate's arguments."""
   num_train, num_val = config.data.synthetic_videos
   height, width = config.data.synthetic_frame_size
-  settings = dict(seed=config.seed, num_train=num_train, num_val=num_val, num_test=0,
-                  width=width, height=height, layout=config.data.synthetic_layout)
+  return dict(seed=config.seed, num_train=num_train, num_val=num_val, num_test=0, width=width,
+              height=height, layout=config.data.synthetic_layout)
+
+
+# How provenance names the settings of a synthetic set, and the value of `layout` in sets
+# generated before there were layouts (PoseTrack18's).
+_SYNTHETIC_FIELDS = ('config.seed / config.data.synthetic_videos / synthetic_frame_size / '
+                     'synthetic_layout')
+_SYNTHETIC_ADDED = {'layout': 'posetrack18'}
+
+
+def _generate(root: pathlib.Path, config) -> None:
+  settings = _synthetic_settings(config)
   provenance.make_once(
       root, _SYNTHETIC_DONE, settings, lambda: synthetic.generate(root, **settings),
-      what='config.seed / config.data.synthetic_videos / synthetic_frame_size / '
-           'synthetic_layout',
-      # Sets generated before there were layouts are PoseTrack18's.
-      added={'layout': 'posetrack18'},
-      announce=(f'generating a synthetic PoseTrack18 in {root} ({num_train} train / {num_val} '
-                f'val videos, {width}x{height}, {config.data.synthetic_layout} layout)'))
+      what=_SYNTHETIC_FIELDS, added=_SYNTHETIC_ADDED,
+      announce=(f'generating a synthetic PoseTrack18 in {root} ({settings["num_train"]} train / '
+                f'{settings["num_val"]} val videos, {settings["width"]}x{settings["height"]}, '
+                f'{settings["layout"]} layout)'))
 
 
 def annotation_dir(config, workdir: str | os.PathLike, folder: str) -> pathlib.Path:
@@ -130,14 +140,9 @@ def check_synthetic(config, workdir: str | os.PathLike) -> None:
   """provenance.Refused when the workdir's synthetic set was generated with other settings than
   the config asks for; writes nothing."""
   if config.data.synthetic:
-    num_train, num_val = config.data.synthetic_videos
-    height, width = config.data.synthetic_frame_size
-    provenance.check_once(
-        dataset_root(config, workdir), _SYNTHETIC_DONE,
-        dict(seed=config.seed, num_train=num_train, num_val=num_val, num_test=0, width=width,
-             height=height, layout=config.data.synthetic_layout),
-        what='config.seed / config.data.synthetic_videos / synthetic_frame_size / '
-             'synthetic_layout', added={'layout': 'posetrack18'})
+    provenance.check_once(dataset_root(config, workdir), _SYNTHETIC_DONE,
+                          _synthetic_settings(config), what=_SYNTHETIC_FIELDS,
+                          added=_SYNTHETIC_ADDED)
 
 
 def shared_data_config(config, workdir: str | os.PathLike) -> ml_collections.ConfigDict:

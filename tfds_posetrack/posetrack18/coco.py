@@ -57,7 +57,7 @@ import pathlib
 import secrets
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -334,7 +334,7 @@ def _video_json(video: _Video, seq: str, vid_id: str, person: dict) -> dict[str,
 
 
 def write_videos(coco_dir: pathlib.Path, videos: list[_Video], person: dict,
-           root: pathlib.Path) -> None:
+                 root: pathlib.Path) -> None:
   """Writes the converted videos under root (an empty folder)."""
   images_dir, annotations_dir = root / 'images' / 'train', root / 'annotations' / 'train'
   annotations_dir.mkdir(parents=True)
@@ -351,6 +351,39 @@ def write_videos(coco_dir: pathlib.Path, videos: list[_Video], person: dict,
     data = _video_json(video, seq, f'{number:06d}', person)
     with open(annotations_dir / f'{seq}.json', 'w') as f:
       json.dump(data, f, indent=4)
+
+
+def refuse_unless_empty(root: pathlib.Path, why: str) -> None:
+  """FileExistsError unless root is new or an empty folder: a command that writes a whole
+  folder never writes into one it did not make (`why`: what root holds instead). The remedy
+  names another folder, never the deletion of this one."""
+  root = pathlib.Path(root)
+  if root.exists() and not root.is_dir():
+    raise FileExistsError(f'{root} exists and is not a folder: not writing into it')
+  if root.is_dir() and any(root.iterdir()):
+    raise FileExistsError(f'{root} {why}: not writing into it; choose a new or empty folder')
+
+
+def write_in_place(root: pathlib.Path, write: Callable[[pathlib.Path], Any]) -> Any:
+  """write(staging) into a temporary sibling folder (.<root name>.partial-*), renamed to root
+  (new or empty) when it returns: a failed or interrupted write leaves no half-written root.
+  Returns what write returned."""
+  root = pathlib.Path(root)
+  root.parent.mkdir(parents=True, exist_ok=True)
+  staging = root.parent / f'.{root.name}.partial-{os.getpid()}-{secrets.token_hex(4)}'
+  staging.mkdir()
+  try:
+    result = write(staging)
+    try:
+      # Replaces an empty root (POSIX rename), fails on one that filled meanwhile.
+      os.rename(staging, root)
+    except OSError as e:
+      raise FileExistsError(f'{root}: could not move the new folder into place ({e}); nothing '
+                            'was written') from None
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  return result
 
 
 def _read_marker(root: pathlib.Path) -> dict | None:
@@ -379,14 +412,10 @@ def convert(coco_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[di
   marker = _read_marker(root) if root.is_dir() else None
   if marker and marker.get('annotations_sha256') == digest and marker.get('format') == FORMAT:
     return marker, False
-  if root.exists() and not root.is_dir():
-    raise FileExistsError(f'{root} exists and is not a folder: not converting into it')
-  if root.is_dir() and any(root.iterdir()):
-    what = (f'holds the conversion of another COCO file ({marker.get("annotations")}, '
-            f'sha256 {str(marker.get("annotations_sha256"))[:12]}..., format '
-            f'{marker.get("format")})' if marker else 'is not empty and not a COCO conversion')
-    raise FileExistsError(f'{root} {what}: not converting {path} into it (two sets must never '
-                          'mix); choose a new or empty folder, or delete it')
+  what = (f'holds the conversion of another COCO file ({marker.get("annotations")}, sha256 '
+          f'{str(marker.get("annotations_sha256"))[:12]}..., format {marker.get("format")})'
+          if marker else 'is not empty and not a COCO conversion')
+  refuse_unless_empty(root, f'{what} (two sets must never mix)')
   try:
     data = json.loads(raw)
   # ValueError: JSONDecodeError, or not UTF-8.
@@ -396,21 +425,12 @@ def convert(coco_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[di
   marker = {'converter': 'tfds_posetrack.posetrack18.coco', 'format': FORMAT,
             'annotations': str(path.absolute()), 'annotations_sha256': digest,
             'videos': len(videos), 'people': sum(len(v.people) for v in videos)}
-  root.parent.mkdir(parents=True, exist_ok=True)
-  staging = root.parent / f'.{root.name}.partial-{os.getpid()}-{secrets.token_hex(4)}'
-  staging.mkdir()
-  try:
+
+  def write(staging: pathlib.Path) -> None:
     write_videos(coco_dir, videos, person, staging)
     (staging / MARKER).write_text(json.dumps(marker, indent=2) + '\n')
-    try:
-      # Replaces an empty out_dir (POSIX rename), fails on one that filled meanwhile.
-      os.rename(staging, root)
-    except OSError as e:
-      raise FileExistsError(f'{root}: could not move the conversion into place ({e}); '
-                            'nothing was written') from None
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
+
+  write_in_place(root, write)
   return marker, True
 
 

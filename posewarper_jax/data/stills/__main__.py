@@ -21,10 +21,7 @@ Exit status 2 and a message, not a traceback, on bad arguments or a refused fold
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
-import secrets
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -39,14 +36,6 @@ from posewarper_jax.data.stills.writer import (
 from tfds_posetrack.posetrack18 import coco
 
 
-def _refuse_unless_empty(root: pathlib.Path, why: str) -> None:
-  if root.exists() and not root.is_dir():
-    raise FileExistsError(f'{root} exists and is not a folder: not writing into it')
-  if root.is_dir() and any(root.iterdir()):
-    raise FileExistsError(f'{root} {why}: not writing into it (choose a new or empty folder, or '
-                          'delete it)')
-
-
 def generate_once(out: pathlib.Path, settings: dict) -> dict | None:
   """generate_stills(out, **settings) into a new or empty folder, marked done by GENERATED;
   None (nothing written) when out holds finished stills of the same settings;
@@ -56,19 +45,14 @@ def generate_once(out: pathlib.Path, settings: dict) -> dict | None:
                            added=SETTINGS_ADDED,
                            remedy='Choose another --out (the stills there stay as they are).'):
     return None
-  _refuse_unless_empty(out, f'is not empty and holds no finished stills (no {GENERATED})')
-  out.parent.mkdir(parents=True, exist_ok=True)
-  staging = out.parent / f'.{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}'
-  try:
+  coco.refuse_unless_empty(out, f'is not empty and holds no finished stills (no {GENERATED})')
+
+  def write(staging: pathlib.Path) -> dict:
     summary = generate_stills(staging, **settings)
     provenance.record(staging / GENERATED, settings)
-    try:
-      os.rename(staging, out)  # replaces an empty out (POSIX), fails on one filled meanwhile
-    except OSError as e:
-      raise FileExistsError(f'{out}: could not move the stills into place ({e})') from None
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
+    return summary
+
+  summary = coco.write_in_place(out, write)
   return {**summary, 'root': str(out)}
 
 
@@ -104,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     if args.posetrack18 and not (pathlib.Path(args.posetrack18) / coco.MARKER).is_file():
       # Before the stills are made (minutes): a folder the conversion would refuse anyway.
-      _refuse_unless_empty(pathlib.Path(args.posetrack18), 'is not empty and holds no COCO '
+      coco.refuse_unless_empty(pathlib.Path(args.posetrack18), 'is not empty and holds no COCO '
                                                            f'conversion (no {coco.MARKER})')
     start = time.perf_counter()
     summary = generate_once(out, settings)
