@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import os
 import platform
 import re
@@ -35,6 +36,23 @@ def plain_formulation():
     yield
   finally:
     hrnet.materialize, posewarper.tap_product_conv = materialize, offset_conv
+
+
+@contextlib.contextmanager
+def tap_products_everywhere():
+  """Within it, every stride-1 convolution of HRNet takes ops/conv.py's per-tap kernel gradient
+  (the warping head's offset convolutions always do): a candidate measured against the chosen
+  formulation in the same run (docs/benchmarks.md, issue 39). The same function
+  (tests/test_formulations.py)."""
+  from posewarper_jax.models import hrnet
+  from posewarper_jax.ops import conv
+
+  make_conv = hrnet.make_conv
+  hrnet.make_conv = functools.partial(make_conv, conv_general_dilated=conv.conv_general_dilated)
+  try:
+    yield
+  finally:
+    hrnet.make_conv = make_conv
 
 
 @contextlib.contextmanager

@@ -7,8 +7,11 @@ be read convolution by convolution. For every shape, in the same process and int
 - ours: `lax.conv_general_dilated` in NHWC / HWIO as the Flax layers call it, jitted alone, its
   forward, its input gradient and its kernel gradient (each a `jax.vjp` with respect to one
   operand, compiled apart), as XLA:CPU compiles it by default (YNNPACK where it takes the
-  convolution) and with YNNPACK's fusions switched off for that function (Eigen:
-  `xla_cpu_experimental_ynn_fusion_type=''`, a per-function compiler option);
+  convolution), with YNNPACK's fusions switched off for that function (Eigen:
+  `xla_cpu_experimental_ynn_fusion_type=''`, a per-function compiler option), and with the
+  project's options (oneDNN: backend.CPU_COMPILER_OPTIONS, what run.py compiles with); and the
+  kernel gradient as ops/conv.py's per-tap matrix products, under the project's options (stride
+  1 only: ops/conv.py leaves strided convolutions to lax);
 - PyTorch's: `torch.nn.functional.conv2d` in NCHW, and `aten::convolution_backward` with the
   output mask of the input gradient or the kernel gradient alone (what autograd calls).
 
@@ -32,6 +35,8 @@ import numpy as np
 from absl import app, flags
 from common import median_ms
 
+from posewarper_jax.ops import backend, conv
+
 _BATCH = flags.DEFINE_integer('batch', 2, 'crops per call (the W48 steps of train_step.py: 2)')
 _REPEATS = flags.DEFINE_integer('repeats', 10, 'timed calls per case, after 3 warm-up calls')
 
@@ -43,16 +48,18 @@ SHAPES = ((48, 48, 96, 72, 1), (96, 96, 48, 36, 1), (192, 192, 24, 18, 1), (384,
 PHASES = ('forward', 'input grad', 'kernel grad')
 
 
-# The compiler options of the two columns of ours: XLA:CPU's defaults, and no YNNPACK fusions.
-BACKENDS = {'default': {}, 'Eigen': {'xla_cpu_experimental_ynn_fusion_type': ''}}
+# The compiler options of the columns of ours: XLA:CPU's defaults, no YNNPACK fusions, and the
+# project's (oneDNN's convolutions).
+BACKENDS = {'default': {}, 'Eigen': {'xla_cpu_experimental_ynn_fusion_type': ''},
+            'oneDNN': backend.CPU_COMPILER_OPTIONS}
 
 
-def ours(x, w, stride: int, options: dict) -> dict:
+def ours(x, w, stride: int, options: dict, primitive=jax.lax.conv_general_dilated) -> dict:
   """Phase -> a callable running our convolution's phase once (NHWC, HWIO), compiled with
-  `options`."""
+  `options`; primitive: lax's convolution or ops/conv.py's (the same signature)."""
   def conv(x, w):
-    return jax.lax.conv_general_dilated(x, w, (stride, stride), ((1, 1), (1, 1)),
-                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return primitive(x, w, (stride, stride), ((1, 1), (1, 1)),
+                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
   def compiled(fn, *args):
     return jax.jit(fn).lower(*args).compile(compiler_options=options)
@@ -99,21 +106,28 @@ def main(argv):
   print(common.machine_line())
   print(f'jax {jax.__version__}, torch {torch.__version__}, {torch.get_num_threads()} torch '
         f'threads, batch {_BATCH.value}, medians of {_REPEATS.value} calls, ms per call\n')
-  print('| convolution 3x3 | phase | ours ms | ours, Eigen ms | PyTorch ms | PyTorch / ours '
-        '| PyTorch / the faster of ours |')
-  print('|---|---|---:|---:|---:|---:|---:|')
+  print('| convolution 3x3 | phase | XLA default ms | Eigen ms | oneDNN ms | tap products ms '
+        '| PyTorch ms | PyTorch / oneDNN | PyTorch / the fastest of ours |')
+  print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
   rng = np.random.default_rng(0)
   for cin, cout, h, w, stride in SHAPES:
     x = jnp.asarray(rng.normal(size=(_BATCH.value, h, w, cin)), jnp.float32)
     kernel = jnp.asarray(rng.normal(size=(3, 3, cin, cout)) / np.sqrt(9 * cin), jnp.float32)
-    cases = (*(ours(x, kernel, stride, options) for options in BACKENDS.values()),
-             theirs(x, kernel, stride))
+    cases = [ours(x, kernel, stride, options) for options in BACKENDS.values()]
+    taps = (ours(x, kernel, stride, BACKENDS['oneDNN'], conv.conv_general_dilated)
+            if stride == 1 else None)
+    torch_case = theirs(x, kernel, stride)
     for phase in PHASES:
-      default, eigen, torch_ms = (median_ms(case[phase], warmup=3, repeats=_REPEATS.value)
-                                  for case in cases)
+      times = [median_ms(case[phase], warmup=3, repeats=_REPEATS.value) for case in cases]
+      tap_ms = (median_ms(taps[phase], warmup=3, repeats=_REPEATS.value)
+                if taps and phase == 'kernel grad' else None)
+      torch_ms = median_ms(torch_case[phase], warmup=3, repeats=_REPEATS.value)
+      fastest = min(times + [tap_ms] * (tap_ms is not None))
       name = f'{cin} -> {cout} at {h}x{w}' + (', stride 2' if stride == 2 else '')
-      print(f'| {name} | {phase} | {default:.2f} | {eigen:.2f} | {torch_ms:.2f} | '
-            f'{torch_ms / default:.2f}x | {torch_ms / min(default, eigen):.2f}x |', flush=True)
+      tap_cell = f'{tap_ms:.2f}' if tap_ms is not None else ''
+      print(f'| {name} | {phase} | {" | ".join(f"{t:.2f}" for t in times)} | {tap_cell} | '
+            f'{torch_ms:.2f} | {torch_ms / times[2]:.2f}x | {torch_ms / fastest:.2f}x |',
+            flush=True)
 
 
 if __name__ == '__main__':

@@ -61,6 +61,9 @@ _PLAIN = flags.DEFINE_boolean('plain', False, 'also time the step without the sp
 _DEFAULT_OPTIONS = flags.DEFINE_boolean(
     'default_options', False, 'also time the step compiled with XLA:CPU\'s default options '
     '(no backend.CPU_COMPILER_OPTIONS: YNNPACK\'s convolutions), in the same run')
+_TAP_PRODUCTS = flags.DEFINE_boolean(
+    'tap_products', False, 'also time the step with every stride-1 HRNet convolution\'s kernel '
+    'gradient as per-tap products (common.tap_products_everywhere), in the same run')
 _NO_TORCH = flags.DEFINE_boolean('no_torch', False, 'skip the PyTorch reference')
 _PARALLEL = flags.DEFINE_list('parallel', [], 'time the step under each of these layouts '
                               '(config.train.parallel: pmap, jit), one after the other in the '
@@ -205,14 +208,16 @@ def main(argv):
         '| peak GiB | epoch h | PyTorch s per sample | PyTorch / ours |')
   print('|---|---|---|---|---|---|---|---|---|---|---|')
   layouts = _PARALLEL.value or [config.train.parallel]
-  variants = [''] + ['plain'] * _PLAIN.value + ['default options'] * _DEFAULT_OPTIONS.value
+  variants = ([''] + ['plain'] * _PLAIN.value + ['default options'] * _DEFAULT_OPTIONS.value
+              + ['tap products'] * _TAP_PRODUCTS.value)
   runs = [(stage, variant, layout) for stage in map(int, _STAGES.value) for variant in variants
           for layout in layouts]
   for stage, variant, layout in runs:
     run_config = config.copy_and_resolve_references()
     run_config.train.parallel = layout
     context = {'plain': common.plain_formulation,
-               'default options': common.default_compiler_options}.get(variant)
+               'default options': common.default_compiler_options,
+               'tap products': common.tap_products_everywhere}.get(variant)
     with context() if context else contextlib.nullcontext():
       r = time_stage(run_config, stage, per_device, ref[0] if ref is not None else None)
     peak = f'{r["peak_gib"]:.2f}' if r['peak_gib'] is not None else 'n/a'

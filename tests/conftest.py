@@ -10,9 +10,17 @@ import tempfile
 
 from posewarper_jax.accelerators import COMPILE_ONLY_ENVIRONMENT
 
-_FLAG = '--xla_force_host_platform_device_count=4'
-if _FLAG.split('=')[0] not in os.environ.get('XLA_FLAGS', ''):
-  os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {_FLAG}'.strip()
+# Four devices; and XLA:CPU's code generation without LLVM's optimizations. The suite's networks
+# are tiny and run a few steps each, so its time is compilation, not execution
+# (tests/test_models.py: 81 s with LLVM's optimizations, 45 s without; docs/benchmarks.md, "The
+# test suite"). The optimizations change how fast the code runs, not what it computes (no fast
+# math either way), and every comparison in the suite is between programs compiled alike or
+# within float tolerances.
+_FLAGS = ('--xla_force_host_platform_device_count=4', '--xla_backend_optimization_level=0',
+          '--xla_llvm_disable_expensive_passes=true')
+for _flag in _FLAGS:
+  if _flag.split('=')[0] not in os.environ.get('XLA_FLAGS', ''):
+    os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {_flag}'.strip()
 
 # JAX's backend is the CPU, also in the venv with libtpu and the CUDA plugin (.venv-accel), where
 # tests/test_aot.py compiles for TPUs and GPUs through compile-only devices.

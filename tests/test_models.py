@@ -16,6 +16,7 @@ from posewarper_jax.models import (
     build_posewarper,
     create_model,
     init_variables,
+    initializer,
     num_params,
 )
 from tests.helpers import jitted_apply
@@ -263,3 +264,22 @@ def test_remat_head_gives_the_same_gradients(tiny):
 
   for x, y in zip(jax.tree.leaves(grads(model)), jax.tree.leaves(grads(remat)), strict=True):
     _close(x, y, rtol=1e-4)
+
+
+def test_an_equal_network_is_initialized_by_the_first_ones_compilation():
+  """init_variables traces and compiles model.init once per network and crop size in a process
+  (the grid's runs initialize the same network again and again); the seed still decides the
+  weights."""
+  image = (64, 32)  # divisible by 32: TINY_BACKBONE has four branches
+  build = lambda: build_posewarper(dict(TINY_BACKBONE, width=2), dict(TINY_HEAD, features=4))
+  first = init_variables(build(), 0, image)
+  before = initializer.cache_info()
+  again = init_variables(build(), 0, image)  # another module object, equal to the first
+  other_seed = init_variables(build(), 1, image)
+  after = initializer.cache_info()
+  assert (after.hits - before.hits, after.misses - before.misses) == (2, 0)
+  jax.tree.map(np.testing.assert_array_equal, again, first)
+  kernels = lambda variables: [x for path, x in traverse_util.flatten_dict(
+      variables['params']['backbone']).items() if path[-1] == 'kernel']  # N(0, 0.001) draws
+  assert not any(np.array_equal(a, b) for a, b in zip(kernels(other_seed), kernels(first),
+                                                      strict=True))

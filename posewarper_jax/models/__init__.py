@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -20,7 +21,7 @@ from posewarper_jax.models.posewarper import (
 from tfds_posetrack.posetrack18.keypoints import NUM_JOINTS
 
 __all__ = ['AGGREGATION_DELTAS', 'AGGREGATION_WEIGHTS', 'HRNet', 'PoseWarper', 'WarpingHead',
-           'build_posewarper', 'create_model', 'init_variables', 'num_params']
+           'build_posewarper', 'create_model', 'init_variables', 'initializer', 'num_params']
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 # Fields that the model sections of a config may set (the rest come from elsewhere).
@@ -90,5 +91,15 @@ def init_variables(model: PoseWarper, seed: int, image_size: tuple[int, int]) ->
   against about 30 s on a 2-core CPU.
   """
   with jax.default_device(jax.local_devices(backend='cpu')[0]):  # this process's CPU
+    return initializer(model, tuple(image_size))(jax.random.key(seed, impl='rbg'))
+
+
+@functools.lru_cache(maxsize=8)
+def initializer(model: PoseWarper, image_size: tuple[int, int]) -> Callable:
+  """model.init on `image_size` frames, jitted once per network and crop size in a process: the
+  label grid's runs (and the tests) initialize the same network again and again, and a new
+  function each time would trace and compile it again (seconds each; minutes for W48)."""
+  def init(key):
     frames = jnp.zeros((1, *image_size, 3), jnp.float32)
-    return jax.jit(lambda key: model.init(key, frames, frames))(jax.random.key(seed, impl='rbg'))
+    return model.init(key, frames, frames)
+  return jax.jit(init)
