@@ -39,20 +39,23 @@ def plain_formulation():
 
 
 @contextlib.contextmanager
-def tap_products_everywhere():
-  """Within it, every stride-1 convolution of HRNet takes ops/conv.py's per-tap kernel gradient
-  (the warping head's offset convolutions always do): a candidate measured against the chosen
-  formulation in the same run (docs/benchmarks.md, issue 39). The same function
+def kernel_gradients_everywhere(form: str):
+  """Within it, every stride-1 convolution of HRNet and of the warping head's offset network
+  takes ops/conv.py's kernel gradient formulation `form` ('taps', 'rows'; the offset
+  convolutions themselves keep their per-tap products): a candidate measured against the
+  chosen formulation in the same run (docs/benchmarks.md, issue 39). The same function
   (tests/test_formulations.py)."""
-  from posewarper_jax.models import hrnet
+  from posewarper_jax.models import hrnet, posewarper
   from posewarper_jax.ops import conv
 
   make_conv = hrnet.make_conv
-  hrnet.make_conv = functools.partial(make_conv, conv_general_dilated=conv.conv_general_dilated)
+  hrnet.make_conv = posewarper.make_conv = functools.partial(
+      make_conv, conv_general_dilated=functools.partial(conv.conv_general_dilated,
+                                                        kernel_gradient=form))
   try:
     yield
   finally:
-    hrnet.make_conv = make_conv
+    hrnet.make_conv = posewarper.make_conv = make_conv
 
 
 @contextlib.contextmanager

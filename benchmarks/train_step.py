@@ -61,9 +61,10 @@ _PLAIN = flags.DEFINE_boolean('plain', False, 'also time the step without the sp
 _DEFAULT_OPTIONS = flags.DEFINE_boolean(
     'default_options', False, 'also time the step compiled with XLA:CPU\'s default options '
     '(no backend.CPU_COMPILER_OPTIONS: YNNPACK\'s convolutions), in the same run')
-_TAP_PRODUCTS = flags.DEFINE_boolean(
-    'tap_products', False, 'also time the step with every stride-1 HRNet convolution\'s kernel '
-    'gradient as per-tap products (common.tap_products_everywhere), in the same run')
+_KERNEL_GRADIENTS = flags.DEFINE_list(
+    'kernel_gradients', [], 'also time the step with every stride-1 convolution\'s kernel '
+    'gradient in these ops/conv.py formulations (common.kernel_gradients_everywhere), in the '
+    'same run: taps, rows; FORM:default compiles that variant with XLA\'s default options')
 _NO_TORCH = flags.DEFINE_boolean('no_torch', False, 'skip the PyTorch reference')
 _PARALLEL = flags.DEFINE_list('parallel', [], 'time the step under each of these layouts '
                               '(config.train.parallel: pmap, jit), one after the other in the '
@@ -209,16 +210,20 @@ def main(argv):
   print('|---|---|---|---|---|---|---|---|---|---|---|')
   layouts = _PARALLEL.value or [config.train.parallel]
   variants = ([''] + ['plain'] * _PLAIN.value + ['default options'] * _DEFAULT_OPTIONS.value
-              + ['tap products'] * _TAP_PRODUCTS.value)
+              + [f'kernel gradient {form}' for form in _KERNEL_GRADIENTS.value])
   runs = [(stage, variant, layout) for stage in map(int, _STAGES.value) for variant in variants
           for layout in layouts]
   for stage, variant, layout in runs:
     run_config = config.copy_and_resolve_references()
     run_config.train.parallel = layout
-    context = {'plain': common.plain_formulation,
-               'default options': common.default_compiler_options,
-               'tap products': common.tap_products_everywhere}.get(variant)
-    with context() if context else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+      if variant == 'plain':
+        stack.enter_context(common.plain_formulation())
+      if variant == 'default options' or variant.endswith(':default'):
+        stack.enter_context(common.default_compiler_options())
+      if variant.startswith('kernel gradient '):
+        form = variant.removeprefix('kernel gradient ').removesuffix(':default')
+        stack.enter_context(common.kernel_gradients_everywhere(form))
       r = time_stage(run_config, stage, per_device, ref[0] if ref is not None else None)
     peak = f'{r["peak_gib"]:.2f}' if r['peak_gib'] is not None else 'n/a'
     epoch_h = _EPOCH_PAIRS.value * r['per_sample_s'] / 3600

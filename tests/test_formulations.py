@@ -7,6 +7,8 @@ saved.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,24 +76,29 @@ def test_materialize_is_a_barrier_on_the_cpu_only(monkeypatch, backend, barrier)
   assert ('optimization_barrier' in text) == barrier
 
 
+@pytest.mark.parametrize('form', tuple(conv.KERNEL_GRADIENTS))
 @pytest.mark.parametrize('cin, cout, dilation, size, batch', [
     (128, 306, 24, (48, 72), 1),  # W48's offsets5 (padding 24 of 72 columns)
     (128, 306, 3, (24, 18), 2),
     (32, 306, 12, (32, 24), 4),   # the quick start's head
     (17, 128, 1, (16, 12), 3),
+    (48, 48, 1, (96, 72), 2),     # W48's first branch
+    (24, 40, (2, 3), (20, 14), 3),  # unequal dilations
 ])
-def test_tap_products_give_the_convolutions_gradients(cin, cout, dilation, size, batch):
-  """ops.conv.conv_general_dilated (the offset convolutions' kernel gradient as per-tap
-  products) against lax.conv_general_dilated: the output, the input gradient and the kernel
-  gradient, to float32 rounding (the products add the pixels in another order)."""
-  keys = jax.random.split(jax.random.key(cin + cout + dilation), 3)
+def test_tap_products_give_the_convolutions_gradients(cin, cout, dilation, size, batch, form):
+  """ops.conv.conv_general_dilated (the kernel gradient as per-tap products, or as a 1-D
+  convolution over the rows) against lax.conv_general_dilated: the output, the input gradient
+  and the kernel gradient, to float32 rounding (they add the pixels in another order)."""
+  keys = jax.random.split(jax.random.key(cin + cout), 3)
   x = jax.random.normal(keys[0], (batch, *size, cin))
   kernel = 0.05 * jax.random.normal(keys[1], (3, 3, cin, cout))
   g = jax.random.normal(keys[2], (batch, *size, cout))
-  pad = ((dilation, dilation), (dilation, dilation))
+  dilation = dilation if isinstance(dilation, tuple) else (dilation, dilation)
+  pad = ((dilation[0], dilation[0]), (dilation[1], dilation[1]))
   results = []
-  for fn in (conv.conv_general_dilated, lax.conv_general_dilated):
-    f = lambda x, k, fn=fn: fn(x, k, (1, 1), pad, rhs_dilation=(dilation, dilation),
+  for fn in (functools.partial(conv.conv_general_dilated, kernel_gradient=form),
+             lax.conv_general_dilated):
+    f = lambda x, k, fn=fn: fn(x, k, (1, 1), pad, rhs_dilation=dilation,
                                dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
     out, vjp = jax.vjp(jax.jit(f), x, kernel)
     results.append((out, *vjp(g)))
@@ -112,6 +119,10 @@ def test_tap_products_are_used_where_they_apply(monkeypatch):
   assert uses_tap_products((1, 1))
   assert not uses_tap_products((2, 2))
   assert not uses_tap_products((1, 1), backend='gpu')
+  with pytest.raises(ValueError, match="kernel_gradient must be one of .*'columns'"):
+    conv.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
+                              dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+                              kernel_gradient='columns')
 
 
 @pytest.mark.parametrize('cin, cout, size, stride, dilation, batch', [

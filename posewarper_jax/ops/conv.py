@@ -45,9 +45,14 @@ def _is_nhwc(dimension_numbers) -> bool:
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                          rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
-                         batch_group_count=1, precision=None, preferred_element_type=None):
+                         batch_group_count=1, precision=None, preferred_element_type=None, *,
+                         kernel_gradient: str = 'taps'):
   """lax.conv_general_dilated; see the module docstring for when its kernel gradient is
-  rewritten."""
+  rewritten. kernel_gradient: its formulation there, 'taps' (kernel_gradient) or 'rows'
+  (row_kernel_gradient); `functools.partial` it for a Flax layer's `conv_general_dilated`."""
+  if kernel_gradient not in KERNEL_GRADIENTS:
+    raise ValueError(f'conv_general_dilated: kernel_gradient must be one of '
+                     f'{tuple(KERNEL_GRADIENTS)}, got {kernel_gradient!r}')
   if (backend.platform() != 'cpu' or not _is_nhwc(dimension_numbers)
       or not _ones(window_strides) or not _ones(lhs_dilation) or feature_group_count != 1
       or batch_group_count != 1 or preferred_element_type is not None
@@ -59,7 +64,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
         preferred_element_type=preferred_element_type)
   padding = tuple(tuple(int(p) for p in pair) for pair in padding)
   dilation = tuple(int(d) for d in (rhs_dilation or (1, 1)))
-  return _conv(lhs, rhs, padding, dilation, precision)
+  return _conv(lhs, rhs, padding, dilation, precision, kernel_gradient)
 
 
 def _plain(x, kernel, padding, dilation, precision):
@@ -67,12 +72,12 @@ def _plain(x, kernel, padding, dilation, precision):
                                   dimension_numbers=_NHWC, precision=precision)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _conv(x, kernel, padding, dilation, precision):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv(x, kernel, padding, dilation, precision, form):
   return _plain(x, kernel, padding, dilation, precision)
 
 
-def _conv_fwd(x, kernel, padding, dilation, precision):
+def _conv_fwd(x, kernel, padding, dilation, precision, form):
   return _plain(x, kernel, padding, dilation, precision), (x, kernel)
 
 
@@ -95,11 +100,39 @@ def kernel_gradient(x: jax.Array, g: jax.Array, kernel_shape, padding, dilation,
   return jnp.stack(taps).reshape(kh, kw, x.shape[-1], g.shape[-1])
 
 
-def _conv_bwd(padding, dilation, precision, residuals, g):
+def row_kernel_gradient(x: jax.Array, g: jax.Array, kernel_shape, padding, dilation,
+                        precision=None) -> jax.Array:
+  """The same [kh, kw, Cin, Cout] as kernel_gradient, as one 1-D convolution over the rows: its
+  batch is (column tap j, Cin) (the kw column-shifted windows of the padded input stacked), its
+  input features are (N, Wo), its window is the output gradient's Ho rows, and its kh outputs
+  (stride: the row dilation) are the row taps. x: [N, H, W, Cin]; g: [N, Ho, Wo, Cout].
+
+  Why: XLA:CPU's own kernel gradient is a 2-D convolution whose input features are the batch
+  (2 in the W48 steps) and whose window is the whole image, which every CPU library runs far
+  below its speed; here the contraction's features are N x Wo (144 at W48's first branch)."""
+  kh, kw = kernel_shape[:2]
+  (top, bottom), (left, right) = padding
+  n, cin = x.shape[0], x.shape[-1]
+  ho, wo, cout = g.shape[1:]
+  padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+  columns = jnp.stack([padded[:, :, j * dilation[1]:j * dilation[1] + wo, :]
+                       for j in range(kw)])                     # [kw, N, Hp, Wo, Cin]
+  lhs = columns.transpose(0, 4, 1, 3, 2).reshape(kw * cin, n * wo, -1)
+  rhs = g.transpose(0, 2, 3, 1).reshape(n * wo, cout, ho)
+  rows = lax.conv_general_dilated(lhs, rhs, (dilation[0],), 'VALID',
+                                  dimension_numbers=('NCH', 'IOH', 'NCH'),
+                                  precision=precision)          # [kw * Cin, Cout, kh]
+  return rows.reshape(kw, cin, cout, kh).transpose(3, 0, 1, 2)
+
+
+KERNEL_GRADIENTS = {'taps': kernel_gradient, 'rows': row_kernel_gradient}
+
+
+def _conv_bwd(padding, dilation, precision, form, residuals, g):
   x, kernel = residuals
   _, input_vjp = jax.vjp(lambda x: _plain(x, kernel, padding, dilation, precision), x)
   (grad_x,) = input_vjp(g)
-  grad_kernel = kernel_gradient(x, g, kernel.shape, padding, dilation, precision)
+  grad_kernel = KERNEL_GRADIENTS[form](x, g, kernel.shape, padding, dilation, precision)
   return grad_x, grad_kernel.astype(kernel.dtype)
 
 
