@@ -110,13 +110,14 @@ def test_tap_products_are_used_where_they_apply(monkeypatch):
   """The rewrite applies to stride-1 NHWC convolutions on the CPU; anything else is lax's."""
   x, kernel = jnp.ones((1, 8, 8, 4)), jnp.ones((3, 3, 4, 5))
 
-  def uses_tap_products(strides, backend='cpu'):
+  def uses_tap_products(strides, backend='cpu', kernel=kernel):
     monkeypatch.setattr(jax, 'default_backend', lambda: backend)
     jaxpr = jax.make_jaxpr(lambda x, k: conv.conv_general_dilated(
         x, k, strides, ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')))(x, kernel)
     return 'custom_vjp' in str(jaxpr)
 
   assert uses_tap_products((1, 1))
+  assert not uses_tap_products((1, 1), kernel=jnp.ones((1, 1, 4, 5)))  # one product already
   assert not uses_tap_products((2, 2))
   assert not uses_tap_products((1, 1), backend='gpu')
   with pytest.raises(ValueError, match="kernel_gradient must be one of .*'columns'"):

@@ -1,12 +1,15 @@
-"""A stride-1 convolution whose kernel gradient is computed as matrix products on the CPU.
+"""A stride-1 convolution whose kernel gradient is computed in another formulation on the CPU:
+as matrix products, one per tap ('taps', the warping head's offset convolutions), or as one
+1-D convolution over the rows ('rows', row_kernel_gradient: measured, not yet chosen anywhere;
+docs/benchmarks.md, issue 39).
 
 `conv_general_dilated` has lax.conv_general_dilated's signature and computes the same function,
 forward and gradients; Flax's nn.Conv takes it as `conv_general_dilated=`, so parameters,
 names and checkpoints do not change. For an NHWC x HWIO convolution with unit strides, no input
-dilation and one feature group, on the CPU backend, the kernel gradient is one product per tap:
-for tap (i, j), the input window that tap reads ([N, Ho, Wo, Cin], a slice of the padded input)
-contracted over N, Ho and Wo with the output gradient ([N, Ho, Wo, Cout]). The forward and the
-input gradient are lax's.
+dilation and one feature group, on the CPU backend, the 'taps' kernel gradient is one product
+per tap: for tap (i, j), the input window that tap reads ([N, Ho, Wo, Cin], a slice of the
+padded input) contracted over N, Ho and Wo with the output gradient ([N, Ho, Wo, Cout]). The
+forward and the input gradient are lax's.
 
 Why: XLA:CPU lowers the kernel gradient as a convolution whose "batch" is Cin and whose window is
 the whole image. For PoseWarper's offset convolutions (128 -> 2 * 17 * 9 = 306 channels, dilated
@@ -17,6 +20,7 @@ convolutions (48 -> 48, 128 -> 128) the convolution form is the faster one (11 v
 60 ms), which is why this is opt-in per layer (the warping head's offset convolutions) rather
 than every convolution's. Anything it does not cover (strides, other layouts, other backends)
 is lax.conv_general_dilated unchanged: GPU and TPU libraries have their own gradient kernels.
+A 1x1 kernel's gradient is one matrix product already, and stays lax's too.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   if (backend.platform() != 'cpu' or not _is_nhwc(dimension_numbers)
       or not _ones(window_strides) or not _ones(lhs_dilation) or feature_group_count != 1
       or batch_group_count != 1 or preferred_element_type is not None
-      or isinstance(padding, str) or lhs.ndim != 4):
+      or isinstance(padding, str) or lhs.ndim != 4 or tuple(rhs.shape[:2]) == (1, 1)):
     return lax.conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
         dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
