@@ -64,12 +64,16 @@ def default_compiler_options():
   compiled before backend.CPU_COMPILER_OPTIONS, for a ratio measured in the same run."""
   from posewarper_jax.ops import backend
 
-  chosen = dict(backend.CPU_COMPILER_OPTIONS)
-  backend.CPU_COMPILER_OPTIONS.clear()
+  # The project's own switch (what run.py users set), read by compiler_options at each compile.
+  before = os.environ.get(backend.DEFAULTS_VARIABLE)
+  os.environ[backend.DEFAULTS_VARIABLE] = 'default'
   try:
     yield
   finally:
-    backend.CPU_COMPILER_OPTIONS.update(chosen)
+    if before is None:
+      del os.environ[backend.DEFAULTS_VARIABLE]
+    else:
+      os.environ[backend.DEFAULTS_VARIABLE] = before
 
 
 def median_ms(fn, warmup: int, repeats: int) -> float:

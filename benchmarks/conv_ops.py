@@ -10,8 +10,9 @@ be read convolution by convolution. For every shape, in the same process and int
   convolution), with YNNPACK's fusions switched off for that function (Eigen:
   `xla_cpu_experimental_ynn_fusion_type=''`, a per-function compiler option), and with the
   project's options (oneDNN: backend.CPU_COMPILER_OPTIONS, what run.py compiles with); and the
-  kernel gradient as ops/conv.py's per-tap matrix products, under the project's options (stride
-  1 only: ops/conv.py leaves strided convolutions to lax);
+  kernel gradient in ops/conv.py's two formulations (stride 1 only: ops/conv.py leaves strided
+  convolutions to lax), the per-tap matrix products under the project's options and the 1-D
+  convolution over the rows under XLA's defaults (where it is the faster);
 - PyTorch's: `torch.nn.functional.conv2d` in NCHW, and `aten::convolution_backward` with the
   output mask of the input gradient or the kernel gradient alone (what autograd calls).
 
@@ -26,6 +27,7 @@ neighbours, so the step's op times (profile_step.py) differ from these.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import common  # first: puts the project on sys.path
@@ -107,25 +109,28 @@ def main(argv):
   print(f'jax {jax.__version__}, torch {torch.__version__}, {torch.get_num_threads()} torch '
         f'threads, batch {_BATCH.value}, medians of {_REPEATS.value} calls, ms per call\n')
   print('| convolution 3x3 | phase | XLA default ms | Eigen ms | oneDNN ms | tap products ms '
-        '| PyTorch ms | PyTorch / oneDNN | PyTorch / the fastest of ours |')
-  print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
+        '| rows (XLA default) ms | PyTorch ms | PyTorch / oneDNN '
+        '| PyTorch / the fastest of ours |')
+  print('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|')
   rng = np.random.default_rng(0)
   for cin, cout, h, w, stride in SHAPES:
     x = jnp.asarray(rng.normal(size=(_BATCH.value, h, w, cin)), jnp.float32)
     kernel = jnp.asarray(rng.normal(size=(3, 3, cin, cout)) / np.sqrt(9 * cin), jnp.float32)
     cases = [ours(x, kernel, stride, options) for options in BACKENDS.values()]
-    taps = (ours(x, kernel, stride, BACKENDS['oneDNN'], conv.conv_general_dilated)
-            if stride == 1 else None)
+    forms = ([ours(x, kernel, stride, BACKENDS['oneDNN'], conv.conv_general_dilated),
+              ours(x, kernel, stride, BACKENDS['default'],
+                   functools.partial(conv.conv_general_dilated, kernel_gradient='rows'))]
+             if stride == 1 else [])
     torch_case = theirs(x, kernel, stride)
     for phase in PHASES:
       times = [median_ms(case[phase], warmup=3, repeats=_REPEATS.value) for case in cases]
-      tap_ms = (median_ms(taps[phase], warmup=3, repeats=_REPEATS.value)
-                if taps and phase == 'kernel grad' else None)
+      form_ms = [median_ms(case[phase], warmup=3, repeats=_REPEATS.value)
+                 for case in (forms if phase == 'kernel grad' else [])]
       torch_ms = median_ms(torch_case[phase], warmup=3, repeats=_REPEATS.value)
-      fastest = min(times + [tap_ms] * (tap_ms is not None))
+      fastest = min(times + form_ms)
       name = f'{cin} -> {cout} at {h}x{w}' + (', stride 2' if stride == 2 else '')
-      tap_cell = f'{tap_ms:.2f}' if tap_ms is not None else ''
-      print(f'| {name} | {phase} | {" | ".join(f"{t:.2f}" for t in times)} | {tap_cell} | '
+      form_cells = ' | '.join(f'{t:.2f}' for t in form_ms) if form_ms else ' | '
+      print(f'| {name} | {phase} | {" | ".join(f"{t:.2f}" for t in times)} | {form_cells} | '
             f'{torch_ms:.2f} | {torch_ms / times[2]:.2f}x | {torch_ms / fastest:.2f}x |',
             flush=True)
 

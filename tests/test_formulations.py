@@ -85,7 +85,8 @@ def test_materialize_is_a_barrier_on_the_cpu_only(monkeypatch, backend, barrier)
     (48, 48, 1, (96, 72), 2),     # W48's first branch
     (24, 40, (2, 3), (20, 14), 3),  # unequal dilations
 ])
-def test_tap_products_give_the_convolutions_gradients(cin, cout, dilation, size, batch, form):
+def test_each_kernel_gradient_form_gives_the_convolutions_gradients(cin, cout, dilation, size,
+                                                                    batch, form):
   """ops.conv.conv_general_dilated (the kernel gradient as per-tap products, or as a 1-D
   convolution over the rows) against lax.conv_general_dilated: the output, the input gradient
   and the kernel gradient, to float32 rounding (they add the pixels in another order)."""
