@@ -26,6 +26,7 @@ arrays, and .npz files of the state dict are read without PyTorch.
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 import re
 import sys
@@ -165,11 +166,14 @@ def model_from_state_dict(state_dict: Mapping[str, Any], layout: str = 'auto') -
   return build_posewarper(arch['backbone'], head, num_joints=arch['num_joints'])
 
 
+@functools.lru_cache(maxsize=8)
 def variable_shapes(model: PoseWarper | HRNet) -> dict[str, Any]:
   """{'params': ..., 'batch_stats': ...} of ShapeDtypeStructs, by jax.eval_shape (no compile).
 
   For a PoseWarper the trees have 'backbone' and 'warper' at the top; an HRNet alone is put
-  under 'backbone', where it sits inside PoseWarper.
+  under 'backbone', where it sits inside PoseWarper. Traced once per network in a process
+  (tracing W48 takes seconds; the tests convert many checkpoints of one architecture): the
+  result is shared, so callers must not modify it.
   """
   backbone = model.backbone if isinstance(model, PoseWarper) else model
   side = 4 * 2 ** len(backbone.stage_modules)

@@ -266,16 +266,17 @@ def test_remat_head_gives_the_same_gradients(tiny):
     _close(x, y, rtol=1e-4)
 
 
-def test_an_equal_network_is_initialized_by_the_first_ones_compilation():
+def test_an_equal_network_is_initialized_by_the_first_ones_compilation(tiny):
   """init_variables traces and compiles model.init once per network and crop size in a process
   (the grid's runs initialize the same network again and again); the seed still decides the
-  weights."""
-  image = (64, 32)  # divisible by 32: TINY_BACKBONE has four branches
-  build = lambda: build_posewarper(dict(TINY_BACKBONE, width=2), dict(TINY_HEAD, features=4))
-  first = init_variables(build(), 0, image)
+  weights. The network is the `tiny` fixture's, so that its compilation (seconds: one threefry
+  hash per parameter) serves this test too."""
+  del tiny
+  build = lambda: build_posewarper(TINY_BACKBONE, TINY_HEAD)
+  first = init_variables(build(), 0, TINY_IMAGE)
   before = initializer.cache_info()
-  again = init_variables(build(), 0, image)  # another module object, equal to the first
-  other_seed = init_variables(build(), 1, image)
+  again = init_variables(build(), 0, TINY_IMAGE)  # another module object, equal to the first
+  other_seed = init_variables(build(), 1, TINY_IMAGE)
   after = initializer.cache_info()
   assert (after.hits - before.hits, after.misses - before.misses) == (2, 0)
   jax.tree.map(np.testing.assert_array_equal, again, first)
