@@ -166,15 +166,19 @@ def model_from_state_dict(state_dict: Mapping[str, Any], layout: str = 'auto') -
   return build_posewarper(arch['backbone'], head, num_joints=arch['num_joints'])
 
 
-@functools.lru_cache(maxsize=8)
 def variable_shapes(model: PoseWarper | HRNet) -> dict[str, Any]:
   """{'params': ..., 'batch_stats': ...} of ShapeDtypeStructs, by jax.eval_shape (no compile).
 
   For a PoseWarper the trees have 'backbone' and 'warper' at the top; an HRNet alone is put
   under 'backbone', where it sits inside PoseWarper. Traced once per network in a process
-  (tracing W48 takes seconds; the tests convert many checkpoints of one architecture): the
-  result is shared, so callers must not modify it.
+  (tracing W48 takes seconds; the tests convert many checkpoints of one architecture); each
+  call returns its own dicts.
   """
+  return jax.tree.map(lambda shape: shape, _traced_shapes(model))
+
+
+@functools.lru_cache(maxsize=8)
+def _traced_shapes(model: PoseWarper | HRNet) -> dict[str, Any]:
   backbone = model.backbone if isinstance(model, PoseWarper) else model
   side = 4 * 2 ** len(backbone.stage_modules)
   x = jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32)

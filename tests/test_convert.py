@@ -20,7 +20,7 @@ from flax import traverse_util
 
 from posewarper_jax import convert
 from posewarper_jax.models import PoseWarper, build_posewarper, num_params
-from tests.helpers import jitted_apply, load_script
+from tests.helpers import TINY, jitted_apply, load_script
 from tests.numerics import assert_close_to_scale
 
 GOLDEN = pathlib.Path(__file__).parent / 'golden'
@@ -77,6 +77,17 @@ def test_torch_names():
   assert convert.torch_name(('offset_feats_0', 'downsample_1', 'bias')) == (
       'offset_feats.0.downsample.1.bias')
   assert convert.torch_name(('deform_conv5', 'weight')) == 'deform_conv5.weight'
+
+
+def test_a_networks_shapes_are_traced_once_and_each_caller_gets_its_own():
+  build = lambda: build_posewarper(TINY['backbone'], TINY['head'])
+  first = convert.variable_shapes(build())
+  before = convert._traced_shapes.cache_info()
+  first['params'].clear()  # a caller's change stays in its own dicts
+  again = convert.variable_shapes(build())  # an equal network
+  after = convert._traced_shapes.cache_info()
+  assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)
+  assert set(again['params']) == {'backbone', 'warper'}
 
 
 def test_official_w48_listing_fills_every_leaf():
